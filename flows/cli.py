@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="adforge", description="Turn Parquet campaign briefs into ad copy and images, stored in DuckDB."
     )
     parser.add_argument("--config", help="settings TOML file (default: ./adforge.toml if present)")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="what to do")
 
     run = commands.add_parser("run", help="generate copy and images for briefs", description=(
         "Read briefs, write copy variants with vLLM, make images with diffusers, store all in DuckDB. "
@@ -120,7 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser(
         "models", help="manage the local model cache", description="Manage the local model cache."
     )
-    models_commands = models.add_subparsers(dest="models_command", required=True, metavar="COMMAND")
+    models_commands = models.add_subparsers(
+        dest="models_command", required=True, metavar="COMMAND", help="what to do with the cache"
+    )
     prepare = models_commands.add_parser(
         "prepare",
         help="build the offline models into the cache",

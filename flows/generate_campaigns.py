@@ -24,6 +24,22 @@ def new_run_id() -> str:
     return f"run-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 
+def engine_options(s: Settings) -> EngineOptions:
+    return EngineOptions(
+        s.text_model_path(), s.max_model_len, s.max_num_seqs, s.enforce_eager, s.dtype,
+        s.chunked_prefill, s.max_num_batched_tokens, s.engine_in_process,
+        s.kv_cache_gb, s.gpu_memory_utilization, s.tensor_parallel_size,
+    )  # fmt: skip
+
+
+def sampling(s: Settings) -> Sampling:
+    return Sampling(s.text_model, s.seed, s.temperature, s.top_p, s.max_tokens, s.copy_attempts)
+
+
+def image_options(s: Settings) -> ImageOptions:
+    return ImageOptions(s.image_model, s.image_width, s.image_height, s.image_steps, s.guidance_scale)
+
+
 def chunks(items: list, size: int) -> list[list]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
@@ -90,13 +106,8 @@ def _run_stages(
     record("read", reading, len(read.briefs) + len(read.rejected))
 
     # 2. Copy: only the variants not already stored; one task per chunk, one engine for all.
-    sampling = Sampling(s.text_model, s.seed, s.temperature, s.top_p, s.max_tokens, s.copy_attempts)
-    engine = EngineOptions(
-        s.text_model_path(), s.max_model_len, s.max_num_seqs, s.enforce_eager, s.dtype,
-        s.chunked_prefill, s.max_num_batched_tokens, s.engine_in_process,
-        s.kv_cache_gb, s.gpu_memory_utilization, s.tensor_parallel_size,
-    )  # fmt: skip
-    jobs = plan_copies(read.briefs, sampling)
+    engine, copy_settings = engine_options(s), sampling(s)
+    jobs = plan_copies(read.briefs, copy_settings)
     done = store.existing("copies", "copy_id", [j.copy_id for j in jobs])
     todo = [j for j in jobs if j.copy_id not in done]
     logger.info(f"copy: {len(jobs)} variants planned, {len(done)} already stored, {len(todo)} to write")
@@ -111,7 +122,7 @@ def _run_stages(
     for i, part in enumerate(parts, 1):
         try:
             result = generate_copy.with_options(task_run_name=f"generate-copy[chunk {i}/{len(parts)}]")(
-                part, engine, sampling
+                part, engine, copy_settings
             )
         except Exception as e:
             logger.error(f"copy chunk {i} failed after retries: {e}")
@@ -129,7 +140,7 @@ def _run_stages(
     record("copy", writing, copies, tokens)
 
     # 3. Images for every stored copy of these briefs that still lacks them.
-    options = ImageOptions(s.image_model, s.image_width, s.image_height, s.image_steps, s.guidance_scale)
+    options = image_options(s)
     stored = store.by_ids(
         "copies", "copy_id", [j.copy_id for j in jobs], "copy_id, brief_id, brief_hash, image_prompt"
     )
