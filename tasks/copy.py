@@ -220,7 +220,7 @@ def _fit_context(llm: LLM, jobs: list[CopyJob], limit: int, result: CopyResult) 
     fitting = []
     for job in jobs:
         text = tokenizer.apply_chat_template(job.messages, tokenize=False, add_generation_prompt=True)
-        n = len(tokenizer.encode(text, add_special_tokens=False))
+        n = len(tokenizer.encode(str(text), add_special_tokens=False))
         if n > limit:
             result.failures.append(failure(job, f"prompt is {n} tokens, more than the {limit} that fit", 0))
         else:

@@ -79,3 +79,12 @@ def test_run_then_query(tmp_path: Path, models_dir: str):
     channels = {c for row in SAMPLE_BRIEFS[:2] for c in row[7]}
     assert all(c in counts.stdout for c in channels)
     assert list((tmp_path / "data" / "artifacts" / "images").glob("*.png"))
+
+
+def test_gpu_profile_is_valid_settings():
+    from flows.settings import load_settings
+
+    s = load_settings(Path(__file__).resolve().parent.parent / "deploy" / "gpu.toml")
+    assert (s.text_model, s.image_model, s.device, s.dtype) == (
+        "Qwen/Qwen2.5-7B-Instruct", "stabilityai/sd-turbo", "cuda", "auto"
+    )  # fmt: skip

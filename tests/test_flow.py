@@ -98,7 +98,8 @@ def test_run_row_and_prefect_flow_run(run):
         flow_run = client.read_flow_run(UUID(flow_run_id))
         task_names = {t.name for t in client.read_task_runs()}
     assert flow_run.state.is_completed()
-    assert {"generate-copy[chunk 1/1]", "generate-images[batch 1/7]"} <= task_names
+    batches = -(-summary["images"] // 8)  # image_batch_size
+    assert {"generate-copy[chunk 1/1]", f"generate-images[batch {batches}/{batches}]"} <= task_names
 
 
 def test_rerun_adds_nothing(run):
