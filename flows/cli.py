@@ -12,7 +12,7 @@ from flows.settings import Settings, load_settings
 
 # Quiet third-party defaults; the user's own environment wins.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
@@ -35,24 +35,29 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    if settings.quiet:  # before Prefect is imported, which reads its logging settings once
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     from tasks.briefs import BriefFileError, check_file, find_files
 
-    settings = settings_from(args)
     try:  # fail on unusable files before starting Prefect or any model
         for path in find_files(args.briefs):
             check_file(path)
     except BriefFileError as e:
         print(f"adforge: error: {e}", file=sys.stderr)
         return 2
-    if settings.quiet:
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     from flows.generate_campaigns import format_summary, generate_campaigns
+    from storage.artifacts import ArtifactError
+    from storage.db import DatabaseBusy
 
     try:
         summary = generate_campaigns(briefs=[str(b) for b in args.briefs], settings=settings.to_dict())
     except BriefFileError as e:
         print(f"adforge: error: {e}", file=sys.stderr)
         return 2
+    except (ArtifactError, DatabaseBusy) as e:
+        print(f"adforge: error: {e}", file=sys.stderr)
+        return 1
     if settings.quiet:
         print("\n".join(format_summary(summary)))
     return 0
@@ -61,12 +66,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_query(args: argparse.Namespace) -> int:
     import duckdb
 
-    from storage.db import query
+    from storage.db import DatabaseBusy, query
 
-    db = args.db or load_settings(args.config).db
+    settings = load_settings(args.config)
     try:
-        result = query(db, args.sql)
-    except (duckdb.Error, FileNotFoundError) as e:
+        result = query(args.db or settings.db, args.sql, settings.db_wait_s)
+    except (duckdb.Error, FileNotFoundError, DatabaseBusy) as e:
         print(f"adforge: error: {e}", file=sys.stderr)
         return 1
     if result is not None:

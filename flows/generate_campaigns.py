@@ -13,8 +13,9 @@ from prefect.runtime import flow_run
 
 from flows.progress import Progress
 from flows.settings import Settings, load_settings
-from storage.artifacts import ArtifactStore
+from storage.artifacts import ArtifactError, ArtifactStore
 from storage.db import Store
+from storage.faults import fault_point
 from tasks.briefs import read_briefs
 from tasks.copy import CopyResult, EngineOptions, Sampling, failure, generate_copy, get_engine, plan_copies
 from tasks.images import ImageOptions, generate_images, get_pipeline, plan_images, resolve_device
@@ -49,10 +50,10 @@ def generate_campaigns(briefs: list[str], settings: dict[str, Any] | None = None
     """Turn Parquet briefs into copy variants and images, stored in DuckDB."""
     s = load_settings(overrides=settings)
     logger = get_run_logger()
-    store = Store(s.db)
+    store = Store(s.db, s.db_wait_s)
     run_id = new_run_id()
     started = time.perf_counter()
-    store.start_run(
+    interrupted = store.start_run(
         {
             "run_id": run_id,
             "flow_run_id": flow_run.id,
@@ -65,6 +66,8 @@ def generate_campaigns(briefs: list[str], settings: dict[str, Any] | None = None
             "settings": json.dumps(s.to_dict()),
         }
     )
+    for old in interrupted:
+        logger.warning(f"run {old} was interrupted; this run completes its work")
     try:
         counts, seconds = _run_stages(s, store, run_id, briefs, logger)
     except BaseException as e:
@@ -94,6 +97,7 @@ def _run_stages(
     # 1. Read and validate.
     reading = Progress("read", len(paths), logger)
     read = read_briefs(paths)
+    fault_point("briefs-read")
     store.write(
         {
             "briefs": [{**b, "run_id": run_id} for b in read.briefs],
@@ -133,6 +137,7 @@ def _run_stages(
                 "failures": [{**f, "run_id": run_id} for f in result.failures],
             }
         )
+        fault_point("copy-written")
         tokens += result.output_tokens
         copies += added["copies"]
         failures += len(result.failures)
@@ -149,13 +154,14 @@ def _run_stages(
     done = store.existing("images", "image_id", [j.image_id for j in image_jobs])
     todo_images = [j for j in image_jobs if j.image_id not in done]
     logger.info(f"images: {len(image_jobs)} planned, {len(done)} already stored, {len(todo_images)} to make")
+    artifacts = ArtifactStore(s.artifacts)
     if todo_images:
+        artifacts.check_writable("images")
         loading = Progress("load image model", 1, logger)
         get_pipeline(s.image_model_path(), resolve_device(s.device))
         loading.update(1)
         record("load_image_model", loading, 1)
     drawing = Progress("images", len(todo_images), logger)
-    artifacts = ArtifactStore(s.artifacts)
     images = 0
     batches = chunks(todo_images, s.image_batch_size)
     for i, batch in enumerate(batches, 1):
@@ -163,6 +169,8 @@ def _run_stages(
             rows = generate_images.with_options(task_run_name=f"generate-images[batch {i}/{len(batches)}]")(
                 batch, options, s.image_model_path(), s.device, artifacts
             )
+        except ArtifactError:
+            raise  # a full disk or a read-only folder fails every later batch too: stop the run
         except Exception as e:
             logger.error(f"image batch {i} failed after retries: {e}")
             store.write(
@@ -175,6 +183,7 @@ def _run_stages(
             failures += len(batch)
             rows = []
         images += store.write({"images": [{**r, "run_id": run_id} for r in rows]})["images"]
+        fault_point("images-written")
         drawing.update(len(batch))
     record("image", drawing, images)
     store.write({"run_stages": stage_rows})

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,23 +13,48 @@ from typing import Any, TypeAlias
 import duckdb
 import pyarrow as pa
 
+from storage.faults import fault_point
 from storage.schema import migrate
 
 Rows: TypeAlias = pa.Table | list[dict[str, Any]]
 
 
-class Store:
-    """One DuckDB file. Each write opens, commits and closes, so the file is never held for long."""
+class DatabaseBusy(Exception):
+    """Another process held the database for longer than we were willing to wait."""
 
-    def __init__(self, path: str | Path):
+
+def open_db(path: str | Path, read_only: bool = False, wait_s: float = 60.0, **config: Any):
+    """Connect, waiting up to wait_s while another process holds the file (DuckDB allows one writer)."""
+    deadline = time.monotonic() + wait_s
+    delay = 0.05
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only, config=config)
+        except duckdb.IOException as e:
+            if "lock" not in str(e).lower():
+                raise
+            if time.monotonic() >= deadline:
+                raise DatabaseBusy(
+                    f"{path}: still in use by another process after {wait_s:.0f} s ({e})"
+                ) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
+class Store:
+    """One DuckDB file. Each write opens, commits and closes, so the file is never held for long
+    and concurrent runs or queries only wait for one short transaction at a time."""
+
+    def __init__(self, path: str | Path, wait_s: float = 60.0):
         self.path = Path(path)
+        self.wait_s = wait_s
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.connect() as con:
             migrate(con)
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = duckdb.connect(str(self.path), read_only=read_only)
+        con = open_db(self.path, read_only, self.wait_s)
         try:
             yield con
         finally:
@@ -48,6 +76,7 @@ class Store:
                 ).fetchone()
                 counts[table] = int(inserted[0]) if inserted else 0
                 con.unregister("incoming")
+            fault_point("db-commit")
             con.execute("COMMIT")
         return counts
 
@@ -69,8 +98,20 @@ class Store:
         with self.connect() as con:
             return _dicts(con.execute(sql, params or []))
 
-    def start_run(self, run: dict[str, Any]) -> None:
-        self.write({"runs": [run]})
+    def start_run(self, run: dict[str, Any]) -> list[str]:
+        """Record a new run; runs of this host left 'running' by a dead process become 'interrupted'."""
+        host = socket.gethostname()
+        stale = [
+            row["run_id"]
+            for row in self.fetch(
+                "SELECT run_id, pid FROM runs WHERE status = 'running' AND host = ?", [host]
+            )
+            if not _alive(row["pid"])
+        ]
+        for run_id in stale:
+            self.finish_run(run_id, status="interrupted", error="the process ended before the run finished")
+        self.write({"runs": [{**run, "host": host, "pid": os.getpid()}]})
+        return stale
 
     def finish_run(self, run_id: str, **fields: Any) -> None:
         names = ", ".join(f"{k} = ?" for k in fields)
@@ -78,14 +119,28 @@ class Store:
             con.execute(f"UPDATE runs SET {names} WHERE run_id = ?", [*fields.values(), run_id])
 
 
+def _alive(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _dicts(result: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     names = [d[0] for d in result.description or []]
     return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
 
 
-def query(db: str | Path, sql: str) -> duckdb.DuckDBPyRelation | None:
-    """Run a read-only query; the connection cannot write the database or touch other files."""
+def query(db: str | Path, sql: str, wait_s: float = 60.0) -> duckdb.DuckDBPyRelation | None:
+    """Run a read-only query; the connection cannot write the database or touch other files.
+
+    While a run is writing, this waits for its current transaction (they are short)."""
     if not Path(db).exists():
         raise FileNotFoundError(f"{db}: no database yet; run `adforge run` first")
-    con = duckdb.connect(str(db), read_only=True, config={"enable_external_access": False})
+    con = open_db(db, read_only=True, wait_s=wait_s, enable_external_access=False)
     return con.sql(sql)

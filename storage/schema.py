@@ -131,6 +131,13 @@ def m001_initial(con: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
+@migration
+def m002_run_process(con: duckdb.DuckDBPyConnection) -> None:
+    # Which process ran a run, so that a later run can tell a dead run from a live one.
+    con.execute("ALTER TABLE runs ADD COLUMN host VARCHAR")
+    con.execute("ALTER TABLE runs ADD COLUMN pid INTEGER")
+
+
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Apply the migrations this database has not seen yet; returns their names."""
     con.execute(

@@ -13,6 +13,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import ValidationError
 
+from storage.faults import fault_point
 from tasks.channels import copy_model, json_schema, rule_violations
 from tasks.ids import derive_seed, make_id
 from tasks.prompts import copy_messages
@@ -164,6 +165,7 @@ def generate_copy(jobs: list[CopyJob], engine: EngineOptions, sampling: Sampling
             for job in pending
         ]
         try:
+            fault_point("generate-copy")
             outputs = llm.chat([job.messages for job in pending], sampling_params=params, use_tqdm=False)
         except Exception:
             # A dead engine stays dead: drop it so that the task's retry starts a fresh one.

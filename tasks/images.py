@@ -6,12 +6,14 @@ import io
 import logging
 import threading
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from storage.artifacts import ArtifactStore
+from storage.faults import fault_point
 from tasks.ids import derive_seed, make_id
 
 logger = logging.getLogger(__name__)
@@ -97,6 +99,7 @@ def generate_images(
 
     device = resolve_device(device)
     pipe = get_pipeline(path, device)
+    fault_point("generate-images")
     images = pipe(
         prompt=[job.prompt for job in jobs],
         generator=[torch.Generator(device).manual_seed(job.seed) for job in jobs],
@@ -105,23 +108,30 @@ def generate_images(
         width=options.width,
         height=options.height,
     ).images
-    rows = []
-    for job, image in zip(jobs, images, strict=True):
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG")
-        data = buffer.getvalue()
-        file, sha256 = artifacts.write("images", job.image_id, ".png", data)
-        rows.append(
-            {
-                **asdict(job),
-                "path": str(file),
-                "width": image.width,
-                "height": image.height,
-                "steps": options.steps,
-                "guidance_scale": options.guidance_scale,
-                "image_model": options.model,
-                "sha256": sha256,
-                "bytes": len(data),
-            }
-        )
+    rows: list[dict[str, Any]] = []
+    try:
+        for job, image in zip(jobs, images, strict=True):
+            rows.append(_save(job, image, options, artifacts))
+            fault_point("image-file-written")
+    except BaseException:
+        artifacts.remove([Path(row["path"]) for row in rows])  # no file without its row
+        raise
     return rows
+
+
+def _save(job: ImageJob, image: Any, options: ImageOptions, artifacts: ArtifactStore) -> dict[str, Any]:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    data = buffer.getvalue()
+    file, sha256 = artifacts.write("images", job.image_id, ".png", data)
+    return {
+        **asdict(job),
+        "path": str(file),
+        "width": image.width,
+        "height": image.height,
+        "steps": options.steps,
+        "guidance_scale": options.guidance_scale,
+        "image_model": options.model,
+        "sha256": sha256,
+        "bytes": len(data),
+    }
