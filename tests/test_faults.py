@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +14,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from prefect.settings import PREFECT_API_URL
 
 from flows.generate_campaigns import generate_campaigns
 from storage.artifacts import ArtifactError
@@ -34,13 +37,22 @@ def write_briefs(path: Path, rows: list[dict]) -> Path:
 def cli_run(
     briefs: Path, root: Path, models_dir: str, fault: str | None = None
 ) -> subprocess.CompletedProcess:
+    """`adforge run` in its own process group, reporting to this session's Prefect server."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ADFORGE_")}
+    env["PREFECT_API_URL"] = str(PREFECT_API_URL.value())
     if fault:
         env["ADFORGE_FAULT"] = fault
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in SMALL_CHUNKS.items()]
     cmd = [sys.executable, "-m", "flows.cli", "run", str(briefs), f"--db={root / 'a.duckdb'}",
            f"--artifacts={root / 'art'}", f"--models-dir={models_dir}", "--quiet", *flags]  # fmt: skip
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # fmt: skip
+    try:
+        out, err = proc.communicate(timeout=900)
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # whatever the killed run had started
+            os.killpg(proc.pid, signal.SIGKILL)
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 def snapshot(root: Path) -> dict:
