@@ -16,6 +16,12 @@ os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def error(e: Exception, status: int) -> int:
+    """Print a one-line error the way every adforge command does; returns the exit status."""
+    print(f"adforge: error: {e}", file=sys.stderr)
+    return status
+
+
 def add_settings_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per setting, with the setting's own description and default as help."""
     group = parser.add_argument_group("settings (flags override ADFORGE_* variables and the TOML file)")
@@ -44,8 +50,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         for path in find_files(args.briefs):
             check_file(path)
     except BriefFileError as e:
-        print(f"adforge: error: {e}", file=sys.stderr)
-        return 2
+        return error(e, 2)
     from flows.generate_campaigns import format_summary, generate_campaigns
     from storage.artifacts import ArtifactError
     from storage.db import DatabaseBusy
@@ -53,11 +58,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         summary = generate_campaigns(briefs=[str(b) for b in args.briefs], settings=settings.to_dict())
     except BriefFileError as e:
-        print(f"adforge: error: {e}", file=sys.stderr)
-        return 2
+        return error(e, 2)
     except (ArtifactError, DatabaseBusy) as e:
-        print(f"adforge: error: {e}", file=sys.stderr)
-        return 1
+        return error(e, 1)
     if settings.quiet:
         print("\n".join(format_summary(summary)))
     return 0
@@ -72,8 +75,7 @@ def cmd_query(args: argparse.Namespace) -> int:
     try:
         result = query(args.db or settings.db, args.sql, settings.db_wait_s)
     except (duckdb.Error, FileNotFoundError, DatabaseBusy) as e:
-        print(f"adforge: error: {e}", file=sys.stderr)
-        return 1
+        return error(e, 1)
     if result is not None:
         result.show(max_rows=args.max_rows, max_width=10_000)
     return 0
@@ -152,8 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except ValueError as e:  # bad settings values or files
-        print(f"adforge: error: {e}", file=sys.stderr)
-        return 2
+        return error(e, 2)
 
 
 if __name__ == "__main__":
