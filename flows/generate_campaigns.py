@@ -19,6 +19,7 @@ from storage.faults import fault_point
 from tasks.briefs import read_briefs
 from tasks.copy import CopyResult, EngineOptions, Sampling, failure, generate_copy, get_engine, plan_copies
 from tasks.images import ImageOptions, generate_images, get_pipeline, plan_images, resolve_device
+from tasks.images import failure as image_failure
 
 
 def new_run_id() -> str:
@@ -130,7 +131,8 @@ def _run_stages(
             )
         except Exception as e:
             logger.error(f"copy chunk {i} failed after retries: {e}")
-            result = CopyResult(failures=[failure(j, f"engine error: {e}", 0) for j in part])
+            tries = 1 + (generate_copy.retries or 0)
+            result = CopyResult(failures=[failure(j, f"engine error: {e}", tries) for j in part])
         added = store.write(
             {
                 "copies": [{**c, "run_id": run_id} for c in result.copies],
@@ -173,13 +175,14 @@ def _run_stages(
             raise  # a full disk or a read-only folder fails every later batch too: stop the run
         except Exception as e:
             logger.error(f"image batch {i} failed after retries: {e}")
+            tries = 1 + (generate_images.retries or 0)
             store.write(
-                {"failures": [
-                    {"run_id": run_id, "stage": "image", "item_id": j.image_id, "brief_id": j.brief_id,
-                     "reason": f"engine error: {e}", "attempts": 0}
-                    for j in batch
-                ]}
-            )  # fmt: skip
+                {
+                    "failures": [
+                        {**image_failure(j, f"engine error: {e}", tries), "run_id": run_id} for j in batch
+                    ]
+                }
+            )
             failures += len(batch)
             rows = []
         images += store.write({"images": [{**r, "run_id": run_id} for r in rows]})["images"]

@@ -119,6 +119,12 @@ def generate_images(
     return rows
 
 
+def failure(job: ImageJob, reason: str, attempts: int) -> dict[str, Any]:
+    """A failures row for an image job."""
+    return {"stage": "image", "item_id": job.image_id, "brief_id": job.brief_id, "reason": reason,
+            "attempts": attempts}  # fmt: skip
+
+
 def _save(job: ImageJob, image: Any, options: ImageOptions, artifacts: ArtifactStore) -> dict[str, Any]:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")

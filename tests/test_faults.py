@@ -114,8 +114,8 @@ def test_engine_fault_fails_one_chunk_and_a_rerun_retries_only_it(
     assert first["status"] == "completed_with_failures"
     assert first["failures"] == 4 and first["copies"] >= 2
     with duckdb.connect(settings.db, read_only=True) as con:
-        reasons = {r[0] for r in con.execute("SELECT reason FROM failures").fetchall()}
-    assert reasons == {"engine error: injected fault at generate-copy #3"}
+        reasons = set(con.execute("SELECT reason, attempts FROM failures").fetchall())
+    assert reasons == {("engine error: injected fault at generate-copy #3", 3)}
 
     monkeypatch.delenv("ADFORGE_FAULT")
     second = generate_campaigns(briefs=[briefs], settings=overrides)
