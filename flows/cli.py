@@ -7,8 +7,10 @@ import logging
 import os
 import sys
 from dataclasses import MISSING, fields
+from pathlib import Path
 
 from flows.settings import Settings, load_settings
+from storage.export import FORMATS
 
 # Quiet third-party defaults; the user's own environment wins.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -40,10 +42,15 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return load_settings(args.config, overrides)
 
 
+def quiet_logs(settings: Settings) -> None:
+    """Only warnings from Prefect; must run before Prefect is imported, which reads it once."""
+    if settings.quiet:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    if settings.quiet:  # before Prefect is imported, which reads its logging settings once
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    quiet_logs(settings)
     from tasks.briefs import BriefFileError, check_file, find_files
 
     try:  # fail on unusable files before starting Prefect or any model
@@ -70,14 +77,72 @@ def cmd_query(args: argparse.Namespace) -> int:
     import duckdb
 
     from storage.db import DatabaseBusy, query
+    from storage.export import write_result
 
     settings = load_settings(args.config)
     try:
         result = query(args.db or settings.db, args.sql, settings.db_wait_s)
-    except (duckdb.Error, FileNotFoundError, DatabaseBusy) as e:
+        if result is not None and args.format == "table":
+            result.show(max_rows=args.max_rows, max_width=10_000)
+        elif result is not None:
+            write_result(result.to_arrow_table(), args.format, args.out)
+    except (duckdb.Error, FileNotFoundError, DatabaseBusy, OSError) as e:
         return error(e, 1)
-    if result is not None:
-        result.show(max_rows=args.max_rows, max_width=10_000)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from storage.db import DatabaseBusy
+    from storage.export import export_run
+
+    settings = load_settings(args.config)
+    try:
+        counts = export_run(args.db or settings.db, args.to, args.run, settings.db_wait_s)
+    except (duckdb.Error, FileNotFoundError, DatabaseBusy, OSError) as e:
+        return error(e, 1)
+    for table, rows in counts.items():
+        print(f"{Path(args.to) / table}.parquet: {rows} rows")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from storage.schema import migrate, schema_markdown
+
+    with duckdb.connect() as con:  # an empty in-memory database with every migration applied
+        migrate(con)
+        text = schema_markdown(con)
+    if args.out:
+        Path(args.out).write_text(text)
+    else:
+        print(text, end="")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    quiet_logs(settings)
+    from prefect.deployments.runner import EntrypointType
+    from prefect.schedules import Cron
+    from prefect.settings import get_current_settings
+
+    from flows.generate_campaigns import generate_campaigns
+
+    if not get_current_settings().api.url:
+        return error(ValueError("serving needs a Prefect server: start one and set PREFECT_API_URL"), 2)
+    generate_campaigns.serve(
+        name=args.name,
+        schedules=[Cron(args.cron, timezone=args.timezone)] if args.cron else None,
+        parameters={"briefs": args.briefs, "settings": settings.to_dict()},
+        description=f"adforge over {', '.join(args.briefs)}; only files not processed before are read.",
+        tags=["adforge"],
+        pause_on_shutdown=False,
+        # By module, so the runner imports the installed package whatever its working directory.
+        entrypoint_type=EntrypointType.MODULE_PATH,
+    )
     return 0
 
 
@@ -122,7 +187,44 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("sql", help='e.g. "select channel, count(*) from copies group by 1"')
     query.add_argument("--db", help="DuckDB file (default: the db setting)")
     query.add_argument("--max-rows", type=int, default=100, help="most rows to print (default: 100)")
+    query.add_argument(
+        "--format", choices=FORMATS, default="table",
+        help="table (printed), csv, json (an array of objects) or parquet (needs --out) (default: table)",
+    )  # fmt: skip
+    query.add_argument("--out", help="write the result to this file instead of standard output")
     query.set_defaults(func=cmd_query)
+
+    export = commands.add_parser(
+        "export",
+        help="write a run's rows as Parquet files, one per table",
+        description="Write the rows of one run (or of every run) as one Parquet file per table.",
+    )
+    export.add_argument("--run", help="run id (see `select run_id from runs`); default: every run")
+    export.add_argument("--to", required=True, help="folder to write the Parquet files into")
+    export.add_argument("--db", help="DuckDB file (default: the db setting)")
+    export.set_defaults(func=cmd_export)
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve the flow as a Prefect deployment, on a schedule",
+        description="Create a deployment of generate_campaigns over a drop folder and serve it from this "
+        "process: scheduled and manually triggered runs execute here. Each run reads only brief files it "
+        "has not processed before. Needs a Prefect server (PREFECT_API_URL).",
+    )
+    serve.add_argument("--briefs", nargs="+", required=True, help="drop folder(s) or files of briefs")
+    serve.add_argument("--cron", help='schedule, e.g. "0 2 * * *" for 02:00 every day (default: none)')
+    serve.add_argument("--timezone", default="UTC", help="time zone of the schedule (default: UTC)")
+    serve.add_argument("--name", default="adforge-nightly", help="deployment name (default: adforge-nightly)")
+    add_settings_flags(serve)
+    serve.set_defaults(func=cmd_serve)
+
+    schema = commands.add_parser(
+        "schema",
+        help="print the database schema as Markdown",
+        description="Print every table and view with its columns, types and meaning (docs/schema.md).",
+    )
+    schema.add_argument("--out", help="write to this file instead of standard output")
+    schema.set_defaults(func=cmd_schema)
 
     models = commands.add_parser(
         "models", help="manage the local model cache", description="Manage the local model cache."

@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections import Counter
+from dataclasses import asdict
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
+from flows.dashboard import publish
 from flows.progress import Progress
 from flows.settings import Settings, load_settings
 from storage.artifacts import ArtifactError, ArtifactStore
@@ -18,8 +22,10 @@ from storage.db import Store
 from storage.faults import fault_point
 from tasks.briefs import read_briefs
 from tasks.copy import CopyResult, EngineOptions, Sampling, failure, generate_copy, get_engine, plan_copies
+from tasks.ids import stable_hash
 from tasks.images import ImageOptions, generate_images, get_pipeline, plan_images, resolve_device
 from tasks.images import failure as image_failure
+from tasks.report import render_report
 
 
 def new_run_id() -> str:
@@ -40,6 +46,11 @@ def sampling(s: Settings) -> Sampling:
 
 def image_options(s: Settings) -> ImageOptions:
     return ImageOptions(s.image_model, s.image_width, s.image_height, s.image_steps, s.guidance_scale)
+
+
+def settings_hash(s: Settings) -> str:
+    """Hash of the settings that decide outputs: a file processed under other settings is new again."""
+    return stable_hash(asdict(sampling(s)), asdict(image_options(s)))
 
 
 def chunks(items: list, size: int) -> list[list]:
@@ -75,11 +86,38 @@ def generate_campaigns(briefs: list[str], settings: dict[str, Any] | None = None
         store.finish_run(run_id, status="failed", finished_at=datetime.now(UTC), error=str(e))
         raise
     wall = round(time.perf_counter() - started, 2)
+    note = counts.pop("note")
     store.finish_run(run_id, finished_at=datetime.now(UTC), wall_s=wall, **counts)
     summary = {"run_id": run_id, **counts, **{f"{k}_s": v for k, v in seconds.items()}, "wall_s": wall}
+    if note:
+        summary["note"] = note
+    try:
+        summary["report"] = str(write_report(store, ArtifactStore(s.artifacts), summary))
+    except ArtifactError as e:  # the data is stored; only the page is missing
+        logger.warning(f"no report for {run_id}: {e}")
     for line in format_summary(summary):
         print(line)
     return summary
+
+
+def write_report(store: Store, artifacts: ArtifactStore, summary: dict[str, Any]) -> Path:
+    """Write the run's HTML report and publish its dashboard artifacts; returns the report's path."""
+    run = [summary["run_id"]]
+    assets = store.fetch("SELECT * FROM v_assets WHERE run_id = ? ORDER BY brief_id, channel, variant", run)
+    failures = store.fetch("SELECT * FROM v_failures WHERE run_id = ? ORDER BY stage, brief_id", run)
+    rejected = store.fetch(
+        "SELECT * FROM rejected_briefs WHERE run_id = ? ORDER BY source_file, source_row", run
+    )
+    by_reason = store.fetch(
+        "SELECT stage, reason_kind, count(*) AS n FROM v_failures WHERE run_id = ? "
+        "GROUP BY ALL ORDER BY n DESC",
+        run,
+    )
+    folder = artifacts.root / "reports"
+    html = render_report(summary, assets, failures, rejected, folder)
+    path, _ = artifacts.write("reports", summary["run_id"], ".html", html.encode())
+    publish(summary, by_reason, assets, path)
+    return path
 
 
 def _run_stages(
@@ -95,9 +133,13 @@ def _run_stages(
              "seconds": progress.seconds, "items": items, "output_tokens": tokens}
         )  # fmt: skip
 
-    # 1. Read and validate.
+    # 1. Read and validate the brief files not processed before with these settings.
     reading = Progress("read", len(paths), logger)
-    read = read_briefs(paths)
+    output_settings = settings_hash(s)
+    processed = store.ingested(output_settings) if s.incremental else {}
+    read = read_briefs.with_options(task_run_name=f"read-briefs[{len(paths)} paths]")(paths, processed)
+    for f in read.skipped:
+        logger.info(f"skipped {f['path']}: {f['reason']}")
     fault_point("briefs-read")
     store.write(
         {
@@ -107,7 +149,11 @@ def _run_stages(
     )
     for r in read.rejected:
         logger.warning(f"rejected row {r['source_row']} of {r['source_file']}: {r['reason']}")
-    reading.update(len(paths), f"{len(read.briefs)} briefs, {len(read.rejected)} rejected")
+    reading.update(
+        len(paths),
+        f"{len(read.files)} new files, {len(read.skipped)} skipped, "
+        f"{len(read.briefs)} briefs, {len(read.rejected)} rejected",
+    )
     record("read", reading, len(read.briefs) + len(read.rejected))
 
     # 2. Copy: only the variants not already stored; one task per chunk, one engine for all.
@@ -123,6 +169,7 @@ def _run_stages(
         record("load_text_model", loading, 1)
     writing = Progress("copy", len(todo), logger)
     tokens = copies = failures = 0
+    failed_briefs: set[str] = set()
     parts = chunks(todo, s.copy_chunk_size)
     for i, part in enumerate(parts, 1):
         try:
@@ -143,6 +190,7 @@ def _run_stages(
         tokens += result.output_tokens
         copies += added["copies"]
         failures += len(result.failures)
+        failed_briefs.update(f["brief_id"] for f in result.failures)
         writing.update(len(part), f"{tokens / max(writing.seconds, 1e-9):.0f} tok/s")
     record("copy", writing, copies, tokens)
 
@@ -184,15 +232,35 @@ def _run_stages(
                 }
             )
             failures += len(batch)
+            failed_briefs.update(j.brief_id for j in batch)
             rows = []
         images += store.write({"images": [{**r, "run_id": run_id} for r in rows]})["images"]
         fault_point("images-written")
         drawing.update(len(batch))
     record("image", drawing, images)
-    store.write({"run_stages": stage_rows})
 
+    # 4. The files whose every brief is done join the ledger; the others are read again next time.
+    unfinished = {b["source_file"] for b in read.briefs if b["brief_id"] in failed_briefs}
+    briefs_in = Counter(b["source_file"] for b in read.briefs)
+    rejected_in = Counter(r["source_file"] for r in read.rejected)
+    ledger = [
+        {**f, "settings_hash": output_settings, "briefs": briefs_in[f["path"]],
+         "rejected": rejected_in[f["path"]], "run_id": run_id}
+        for f in read.files if f["path"] not in unfinished
+    ]  # fmt: skip
+    store.write({"run_stages": stage_rows, "ingested_files": ledger})
+
+    note = None
+    if not todo and not todo_images:
+        note = (
+            f"no generation: all {len(read.skipped)} brief files were processed before"
+            if read.skipped and not read.files
+            else "no generation: every planned copy and image was already stored"
+        )
     counts = {
         "status": "completed_with_failures" if failures else "completed",
+        "files_new": len(read.files),
+        "files_skipped": len(read.skipped),
         "briefs_read": len(read.briefs),
         "briefs_rejected": len(read.rejected),
         "copies": copies,
@@ -201,6 +269,7 @@ def _run_stages(
         "output_tokens": tokens,
         "tokens_per_s": round(tokens / writing.seconds, 1) if todo else None,
         "images_per_s": round(images / drawing.seconds, 2) if todo_images else None,
+        "note": note,
     }
     return counts, {row["stage"]: round(row["seconds"], 2) for row in stage_rows}
 

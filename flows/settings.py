@@ -55,6 +55,9 @@ class Settings:
     guidance_scale: float = setting(0.0, "classifier-free guidance; 0 for turbo models")
     image_batch_size: int = setting(8, "images generated per diffusers call and per image task")
     device: str = setting("auto", "torch device for the image model: auto, cpu or cuda")
+    incremental: bool = setting(
+        True, "skip brief files already processed with the same output settings (same content hash)"
+    )
     quiet: bool = setting(False, "log only warnings and the final summary")
 
     def text_model_path(self) -> str:

@@ -7,7 +7,8 @@ import os
 import re
 from pathlib import Path
 
-SAFE_ID = re.compile(r"^[a-z]+-[0-9a-f]{8,64}$")
+# Generated ids (`image-<hex>`) and run ids (`run-<date>-<time>-<hex>`).
+SAFE_ID = re.compile(r"^[a-z]+-([0-9a-f]{8,64}|[0-9]{8}-[0-9]{6}-[0-9a-f]{6})$")
 
 
 class ArtifactError(OSError):

@@ -98,6 +98,13 @@ class Store:
         with self.connect() as con:
             return _dicts(con.execute(sql, params or []))
 
+    def ingested(self, settings_hash: str) -> dict[str, str]:
+        """Brief files already processed with these output settings: file hash → where and by which run."""
+        rows = self.fetch(
+            "SELECT file_hash, path, run_id FROM ingested_files WHERE settings_hash = ?", [settings_hash]
+        )
+        return {r["file_hash"]: f"{r['path']} by {r['run_id']}" for r in rows}
+
     def start_run(self, run: dict[str, Any]) -> list[str]:
         """Record a new run; runs of this host left 'running' by a dead process become 'interrupted'."""
         host = socket.gethostname()

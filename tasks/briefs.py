@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Sequence
@@ -60,7 +61,8 @@ class RowError(ValueError):
 class ReadResult:
     briefs: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)
-    files: list[str] = field(default_factory=list)
+    files: list[dict[str, Any]] = field(default_factory=list)  # read: path, file_hash, bytes
+    skipped: list[dict[str, Any]] = field(default_factory=list)  # not read: path, file_hash, reason
 
 
 def find_files(paths: Sequence[str | Path]) -> list[Path]:
@@ -87,15 +89,38 @@ def check_file(path: Path) -> None:
             raise BriefFileError(f"{path}: missing required column '{column}'")
 
 
+def file_hash(path: Path) -> str:
+    """sha256 of the file's bytes: the same content has the same hash whatever its name."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 @task(name="read-briefs", cache_policy=NO_CACHE)
-def read_briefs(paths: Sequence[str | Path]) -> ReadResult:
-    """Read and validate every brief; valid rows are normalised, bad rows carry a reason."""
-    files = find_files(paths)
-    for f in files:
+def read_briefs(paths: Sequence[str | Path], done: dict[str, str] | None = None) -> ReadResult:
+    """Read and validate every brief; valid rows are normalised, bad rows carry a reason.
+
+    Files whose content hash is in `done` (hash → where it was processed), or repeats an
+    earlier file of this call, are skipped unread."""
+    done = done or {}
+    result = ReadResult()
+    first: dict[str, str] = {}
+    for f in find_files(paths):
         check_file(f)
-    result = ReadResult(files=[str(f) for f in files])
+        digest = file_hash(f)
+        entry = {"path": str(f), "file_hash": digest, "bytes": f.stat().st_size}
+        if digest in done or digest in first:
+            reason = (
+                f"processed before: {done[digest]}" if digest in done else f"same content as {first[digest]}"
+            )
+            result.skipped.append({**entry, "reason": reason})
+        else:
+            first[digest] = str(f)
+            result.files.append(entry)
     seen: dict[str, str] = {}
-    for f in files:
+    for f in (Path(e["path"]) for e in result.files):
         try:
             rows = pq.read_table(f).to_pylist()
         except Exception as e:

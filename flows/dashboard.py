@@ -1,0 +1,61 @@
+"""What a run shows in the Prefect dashboard: a summary table, a sample of the copy, a link to the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+
+SAMPLE = 6  # copies shown in the markdown artifact
+
+STAGES = {  # stage → the summary's keys shown for it, with their labels
+    "read": {"files_new": "brief files read", "files_skipped": "brief files skipped",
+             "briefs_read": "briefs read", "briefs_rejected": "briefs rejected", "read_s": "seconds"},
+    "copy": {"copies": "copies written", "output_tokens": "output tokens", "tokens_per_s": "output tokens/s",
+             "load_text_model_s": "seconds loading the model", "copy_s": "seconds"},
+    "image": {"images": "images written", "images_per_s": "images/s",
+              "load_image_model_s": "seconds loading the model", "image_s": "seconds"},
+    "run": {"status": "status", "failures": "failures", "wall_s": "seconds", "note": "note"},
+}  # fmt: skip
+
+
+def summary_table(summary: dict[str, Any], failures: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of (stage, measure, value): counts, rates and seconds per stage, then failures by reason."""
+    rows = [
+        {"stage": stage, "measure": label, "value": summary[key]}
+        for stage, keys in STAGES.items()
+        for key, label in keys.items()
+        if summary.get(key) is not None
+    ]
+    rows += [
+        {"stage": f["stage"], "measure": f"failures: {f['reason_kind']}", "value": f["n"]} for f in failures
+    ]
+    return rows
+
+
+def copy_sample(summary: dict[str, Any], assets: list[dict[str, Any]]) -> str:
+    lines = [f"# Copy from {summary['run_id']}", ""]
+    if not assets:
+        return "\n".join([*lines, summary.get("note") or "This run wrote no copy."])
+    lines.append(f"{len(assets)} copies written; the first {min(SAMPLE, len(assets))} by brief and channel:")
+    for a in assets[:SAMPLE]:
+        images = ", ".join(f"`{Path(p).name}`" for p in a["image_paths"]) or "none"
+        lines += ["", f"### {a['brand']} · {a['channel']} · variant {a['variant']}", "",
+                  f"**{a['headline']}**", "", a["body"], "", f"_{a['cta']}_ · images: {images}"]  # fmt: skip
+    return "\n".join(lines)
+
+
+def publish(summary: dict[str, Any], failures: list[dict[str, Any]], assets: list[dict[str, Any]],
+            report: Path) -> None:  # fmt: skip
+    """Create the run's three artifacts, keyed so the dashboard keeps each one's history."""
+    create_table_artifact(
+        summary_table(summary, failures), key="run-summary", description=f"Summary of {summary['run_id']}"
+    )
+    create_markdown_artifact(
+        copy_sample(summary, assets), key="copy-sample", description="Sample of the copy"
+    )
+    create_link_artifact(
+        report.resolve().as_uri(), link_text=f"Report of {summary['run_id']}", key="run-report",
+        description="Static HTML page with every copy, image, failure and rejected row of the run",
+    )  # fmt: skip

@@ -1,0 +1,70 @@
+"""A run's report: one static HTML page with its copy, images, failures and rejected rows."""
+
+from __future__ import annotations
+
+import os
+from html import escape
+from itertools import groupby
+from pathlib import Path
+from typing import Any
+
+STYLE = """
+body { font-family: sans-serif; margin: 2rem; color: #111; }
+table { border-collapse: collapse; margin-bottom: 1.5rem; }
+td, th { border: 1px solid #ccc; padding: .3rem .5rem; text-align: left; vertical-align: top; }
+.copy { border: 1px solid #ccc; padding: .5rem; margin: .5rem 0; max-width: 40rem; }
+.copy img { width: 96px; height: 96px; image-rendering: pixelated; margin-right: .3rem; }
+.cta { font-weight: bold; }
+"""
+
+
+def render_report(
+    summary: dict[str, Any],
+    assets: list[dict[str, Any]],
+    failures: list[dict[str, Any]],
+    rejected: list[dict[str, Any]],
+    folder: Path,
+) -> str:
+    """HTML for one run; image links are relative to `folder`, where the page is saved."""
+    run_id = escape(summary["run_id"])
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>adforge {run_id}</title>",
+             f"<style>{STYLE}</style></head><body><h1>Run {run_id}</h1>", _table(summary)]  # fmt: skip
+    if summary.get("note"):
+        parts.append(f"<p>{escape(summary['note'])}</p>")
+    parts.append(f"<h2>Copy written by this run ({len(assets)})</h2>")
+    key = lambda a: (a["brand"], a["brief_id"])  # noqa: E731
+    for (brand, brief_id), rows in groupby(sorted(assets, key=key), key=key):
+        parts.append(f"<h3>{escape(brand)} <small>{escape(brief_id)}</small></h3>")
+        parts += [_copy(a, folder) for a in sorted(rows, key=lambda a: (a["channel"], a["variant"]))]
+    if failures:
+        columns = ["stage", "brief_id", "channel", "variant", "reason", "attempts"]
+        parts += [f"<h2>Failures ({len(failures)})</h2>", _rows(failures, columns)]
+    if rejected:
+        parts += [f"<h2>Rejected rows ({len(rejected)})</h2>",
+                  _rows(rejected, ["source_file", "source_row", "brief_id", "reason"])]  # fmt: skip
+    return "\n".join(parts) + "\n</body></html>\n"
+
+
+def _copy(asset: dict[str, Any], folder: Path) -> str:
+    images = "".join(
+        f"<img src='{escape(Path(os.path.relpath(p, folder)).as_posix())}' alt='image {i}'>"
+        for i, p in enumerate(asset["image_paths"])
+    )
+    return (
+        f"<div class='copy'><p><b>{escape(asset['channel'])}</b> · variant {asset['variant']}</p>"
+        f"<h4>{escape(asset['headline'])}</h4><p>{escape(asset['body'])}</p>"
+        f"<p class='cta'>{escape(asset['cta'])}</p><div>{images}</div></div>"
+    )
+
+
+def _table(values: dict[str, Any]) -> str:
+    cells = "".join(f"<tr><th>{escape(str(k))}</th><td>{escape(str(v))}</td></tr>" for k, v in values.items())
+    return f"<table>{cells}</table>"
+
+
+def _rows(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    head = "".join(f"<th>{c}</th>" for c in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{escape(str(r.get(c, '')))}</td>" for c in columns) + "</tr>" for r in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
