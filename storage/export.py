@@ -51,12 +51,12 @@ def export_run(
     """One Parquet file per table with the rows of run_id (all rows if None); returns rows per table."""
     if not Path(db).exists():
         raise FileNotFoundError(f"{db}: no database yet; run `adforge run` first")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     con = open_db(db, read_only=True, wait_s=wait_s)
     try:
         if run_id and not con.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchall():
             raise ValueError(f"no run {run_id!r} in {db}")
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
         counts = {}
         for name in RUN_TABLES:
             where, params = ("WHERE run_id = ?", [run_id]) if run_id else ("", [])

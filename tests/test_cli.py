@@ -31,7 +31,8 @@ def all_parsers(parser: argparse.ArgumentParser, path: str = "adforge"):
 def test_every_command_and_flag_is_documented():
     parsers = list(all_parsers(build_parser()))
     assert {p for p, _ in parsers} >= {"adforge run", "adforge query", "adforge models prepare",
-                                       "adforge sample-briefs"}  # fmt: skip
+                                       "adforge sample-briefs", "adforge serve", "adforge export",
+                                       "adforge schema"}  # fmt: skip
     for path, parser in parsers:
         assert parser.description, f"{path} has no description"
         for action in parser._actions:

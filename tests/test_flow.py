@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from pathlib import Path
 from uuid import UUID
 
@@ -11,7 +13,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
+from flows.cli import main
 from flows.generate_campaigns import generate_campaigns
 from tasks.sample_briefs import write_sample_briefs
 
@@ -110,3 +114,67 @@ def test_rerun_adds_nothing(run):
     assert (summary["copies"], summary["images"]) == (0, 0)
     assert "load_text_model_s" not in summary, "no engine is loaded when there is nothing to do"
     assert db.counts("copies", "images", "briefs") == before
+
+
+def test_views_answer_the_common_questions(run):
+    summary, db, _ = run
+    run_id = summary["run_id"]
+    assets = db.rows(
+        f"SELECT copy_id, brand, images, len(image_paths) FROM v_assets WHERE run_id = '{run_id}'"
+    )
+    assert len(assets) == summary["copies"] and all(n == paths for _, _, n, paths in assets)
+    assert sum(n for _, _, n, _ in assets) == summary["images"]
+    [row] = db.rows(
+        "SELECT copies, images, files_new, read_s, copy_s, image_s FROM v_run_summary "
+        f"WHERE run_id = '{run_id}'"
+    )
+    assert row[:3] == (summary["copies"], summary["images"], 2)
+    assert all(seconds is not None and seconds >= 0 for seconds in row[3:])
+    failures = db.rows("SELECT stage, reason_kind, resolved FROM v_failures")
+    assert len(failures) == summary["failures"] and not any(resolved for _, _, resolved in failures)
+
+
+def test_report_and_dashboard_artifacts(run):
+    summary, db, _ = run
+    page = Path(summary["report"]).read_text()
+    assert page.count("class='copy'") == summary["copies"]
+    sources = [Path(summary["report"]).parent / src for src in re.findall(r"<img src='([^']+)'", page)]
+    assert len(sources) == summary["images"] and all(s.is_file() for s in sources)
+    assert "bad-1" in page and "unknown channel" in page  # the rejected row is shown
+    flow_run_id = db.scalar(f"SELECT flow_run_id FROM runs WHERE run_id = '{summary['run_id']}'")
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(flow_run_id)]))
+        )
+    by_key = {a.key: a for a in artifacts}
+    assert set(by_key) == {"run-summary", "copy-sample", "run-report"}
+    table = json.loads(by_key["run-summary"].data) if isinstance(by_key["run-summary"].data, str) else []
+    values = {(r["stage"], r["measure"]): r["value"] for r in table}
+    assert values[("copy", "copies written")] == summary["copies"]
+    assert values[("read", "briefs rejected")] == 1
+    assert by_key["copy-sample"].data.count("### ") == min(6, summary["copies"])
+    assert Path(summary["report"]).as_uri() in by_key["run-report"].data
+
+
+def test_export_and_query_formats(run, tmp_path: Path):
+    summary, db, settings = run
+    out = tmp_path / "export"
+    assert main(["export", "--run", summary["run_id"], "--to", str(out), "--db", settings["db"]]) == 0
+    assert pq.read_table(out / "copies.parquet").num_rows == summary["copies"]
+    assert pq.read_table(out / "images.parquet").num_rows == summary["images"]
+    assert pq.read_table(out / "runs.parquet").column("run_id").to_pylist() == [summary["run_id"]]
+    assert main(["export", "--run", "run-nope", "--to", str(tmp_path / "nope"), "--db", settings["db"]]) == 2
+    assert not (tmp_path / "nope").exists()
+
+    sql = "SELECT copy_id, channel, image_paths FROM v_assets ORDER BY copy_id"
+    expected = [r[0] for r in db.rows(sql)]
+    for fmt in ("csv", "json", "parquet"):
+        path = tmp_path / f"assets.{fmt}"
+        assert main(["query", sql, "--db", settings["db"], "--format", fmt, "--out", str(path)]) == 0
+        if fmt == "csv":
+            ids = [line.split(",")[0].strip('"') for line in path.read_text().splitlines()[1:]]
+        elif fmt == "json":
+            ids = [r["copy_id"] for r in json.loads(path.read_text())]
+        else:
+            ids = pq.read_table(path).column("copy_id").to_pylist()
+        assert ids == expected, fmt

@@ -9,7 +9,7 @@ import pytest
 
 from storage.artifacts import ArtifactStore
 from storage.db import Store, query
-from storage.schema import MIGRATIONS
+from storage.schema import MIGRATIONS, schema_markdown
 
 
 def test_migrations_run_once(tmp_path: Path):
@@ -42,3 +42,15 @@ def test_artifact_names_must_be_ids(tmp_path: Path, bad: str):
     with pytest.raises(ValueError, match="unsafe artifact name"):
         ArtifactStore(tmp_path).write("images", bad, ".png", b"x")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_every_column_is_documented_in_the_database_and_docs(tmp_path: Path):
+    Store(tmp_path / "a.duckdb")
+    with duckdb.connect(str(tmp_path / "a.duckdb"), read_only=True) as con:
+        undocumented = con.execute(
+            "SELECT table_name, column_name FROM duckdb_columns() WHERE comment IS NULL AND NOT internal"
+        ).fetchall()
+        text = schema_markdown(con)
+    assert undocumented == []
+    docs = Path(__file__).resolve().parent.parent / "docs" / "schema.md"
+    assert docs.read_text() == text, "docs/schema.md is stale: run `adforge schema --out docs/schema.md`"
