@@ -14,8 +14,11 @@ from storage.export import FORMATS
 
 # Quiet third-party defaults; the user's own environment wins.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The tasks' own log lines (engine start, model loading) go to the dashboard with the flow's.
+os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "tasks,storage")
 
 
 def error(e: Exception, status: int) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import time
 from collections import Counter
@@ -62,6 +63,8 @@ def generate_campaigns(briefs: list[str], settings: dict[str, Any] | None = None
     """Turn Parquet briefs into copy variants and images, stored in DuckDB."""
     s = load_settings(overrides=settings)
     logger = get_run_logger()
+    # The tasks' own lines (engine start, model loading) reach the dashboard (PREFECT_LOGGING_EXTRA_LOGGERS).
+    logging.getLogger("tasks").setLevel(logging.WARNING if s.quiet else logging.INFO)
     store = Store(s.db, s.db_wait_s)
     run_id = new_run_id()
     started = time.perf_counter()
