@@ -16,6 +16,7 @@ STAGES = {  # stage → the summary's keys shown for it, with their labels
              "load_text_model_s": "seconds loading the model", "copy_s": "seconds"},
     "image": {"images": "images written", "images_per_s": "images/s",
               "load_image_model_s": "seconds loading the model", "image_s": "seconds"},
+    "creative": {"creatives": "creatives written", "creative_s": "seconds"},
     "run": {"status": "status", "failures": "failures", "wall_s": "seconds", "note": "note"},
 }  # fmt: skip
 

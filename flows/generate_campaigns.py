@@ -23,10 +23,13 @@ from storage.db import Store
 from storage.faults import fault_point
 from tasks.briefs import read_briefs
 from tasks.copy import CopyResult, EngineOptions, Sampling, failure, generate_copy, get_engine, plan_copies
+from tasks.creatives import plan_creatives, render_creatives
 from tasks.ids import stable_hash
 from tasks.images import ImageOptions, generate_images, get_pipeline, plan_images, resolve_device
 from tasks.images import failure as image_failure
 from tasks.report import render_report
+
+CREATIVE_BATCH = 16  # creatives per task
 
 
 def new_run_id() -> str:
@@ -200,7 +203,10 @@ def _run_stages(
     # 3. Images for every stored copy of these briefs that still lacks them.
     options = image_options(s)
     stored = store.by_ids(
-        "copies", "copy_id", [j.copy_id for j in jobs], "copy_id, brief_id, brief_hash, image_prompt"
+        "copies",
+        "copy_id",
+        [j.copy_id for j in jobs],
+        "copy_id, brief_id, brief_hash, channel, headline, cta, image_prompt",
     )
     per_copy = {b["brief_hash"]: b["images_per_copy"] for b in read.briefs}
     image_jobs = plan_images(sorted(stored, key=lambda c: c["copy_id"]), per_copy, options)
@@ -242,6 +248,37 @@ def _run_stages(
         drawing.update(len(batch))
     record("image", drawing, images)
 
+    # 4. A creative for every stored image of these copies that lacks one.
+    made = store.by_ids(
+        "images", "image_id", [j.image_id for j in image_jobs], "image_id, copy_id, brief_id, path"
+    )
+    texts = {c["copy_id"]: c for c in stored}
+    creative_jobs = plan_creatives(
+        [{**texts[m["copy_id"]], **m} for m in sorted(made, key=lambda m: m["image_id"])], s.creative_font
+    )
+    done = store.existing("creatives", "creative_id", [j.creative_id for j in creative_jobs])
+    todo_creatives = [j for j in creative_jobs if j.creative_id not in done]
+    if todo_creatives:
+        artifacts.check_writable("creatives")
+    composing = Progress("creatives", len(todo_creatives), logger)
+    creatives = 0
+    batches = chunks(todo_creatives, CREATIVE_BATCH)
+    for i, batch in enumerate(batches, 1):
+        rows, refused = render_creatives.with_options(
+            task_run_name=f"render-creatives[batch {i}/{len(batches)}]"
+        )(batch, s.creative_font, artifacts)
+        added = store.write(
+            {
+                "creatives": [{**r, "run_id": run_id} for r in rows],
+                "failures": [{**f, "run_id": run_id} for f in refused],
+            }
+        )
+        creatives += added["creatives"]
+        failures += len(refused)
+        failed_briefs.update(f["brief_id"] for f in refused)
+        composing.update(len(batch))
+    record("creative", composing, creatives)
+
     # 4. The files whose every brief is done join the ledger; the others are read again next time.
     unfinished = {b["source_file"] for b in read.briefs if b["brief_id"] in failed_briefs}
     briefs_in = Counter(b["source_file"] for b in read.briefs)
@@ -254,11 +291,11 @@ def _run_stages(
     store.write({"run_stages": stage_rows, "ingested_files": ledger})
 
     note = None
-    if not todo and not todo_images:
+    if not todo and not todo_images and not todo_creatives:
         note = (
             f"no generation: all {len(read.skipped)} brief files were processed before"
             if read.skipped and not read.files
-            else "no generation: every planned copy and image was already stored"
+            else "no generation: every planned copy, image and creative was already stored"
         )
     counts = {
         "status": "completed_with_failures" if failures else "completed",
@@ -268,6 +305,7 @@ def _run_stages(
         "briefs_rejected": len(read.rejected),
         "copies": copies,
         "images": images,
+        "creatives": creatives,
         "failures": failures,
         "output_tokens": tokens,
         "tokens_per_s": round(tokens / writing.seconds, 1) if todo else None,

@@ -55,6 +55,11 @@ class Settings:
     guidance_scale: float = setting(0.0, "classifier-free guidance; 0 for turbo models")
     image_batch_size: int = setting(8, "images generated per diffusers call and per image task")
     device: str = setting("auto", "torch device for the image model: auto, cpu or cuda")
+    creative_font: str = setting(
+        "DejaVuSans-Bold.ttf",
+        "TrueType font for creatives: a path or a file in the system's font folders (for CJK copy, e.g. "
+        "NotoSansCJK-Bold.ttc); Pillow's built-in font if missing",
+    )
     incremental: bool = setting(
         True, "skip brief files already processed with the same output settings (same content hash)"
     )

@@ -17,6 +17,7 @@ from storage.db import open_db
 FORMATS = ("table", "csv", "json", "parquet")
 # Every table with a run_id column; `adforge export` writes one Parquet file per table.
 RUN_TABLES = (
+    "creatives",
     "runs",
     "run_stages",
     "briefs",

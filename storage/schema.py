@@ -193,6 +193,73 @@ def m003_ingestion_and_views(con: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
+@migration
+def m004_creatives(con: duckdb.DuckDBPyConnection) -> None:
+    # Finished creatives (image + headline + call to action in the channel's format).
+    con.execute("""
+        CREATE TABLE creatives (
+            creative_id VARCHAR PRIMARY KEY,
+            kind VARCHAR NOT NULL,
+            copy_id VARCHAR NOT NULL,
+            image_id VARCHAR NOT NULL,
+            run_id VARCHAR NOT NULL,
+            brief_id VARCHAR NOT NULL,
+            channel VARCHAR NOT NULL,
+            path VARCHAR NOT NULL,
+            width INTEGER NOT NULL,
+            height INTEGER NOT NULL,
+            font VARCHAR NOT NULL,
+            font_size INTEGER NOT NULL,
+            headline_lines INTEGER NOT NULL,
+            backing_opacity DOUBLE NOT NULL,
+            contrast_ratio DOUBLE NOT NULL,
+            sha256 VARCHAR NOT NULL,
+            bytes BIGINT NOT NULL,
+            created_at TIMESTAMPTZ DEFAULT current_timestamp
+        );
+        CREATE OR REPLACE VIEW v_assets AS
+        SELECT c.copy_id, c.run_id, c.brief_id, b.campaign_id, b.brand, b.product, b.audience, b.tone,
+               b.language, c.channel, c.variant, c.headline, c.body, c.cta, c.image_prompt, c.text_model,
+               coalesce(i.images, 0) AS images, coalesce(i.image_paths, []::VARCHAR[]) AS image_paths,
+               coalesce(k.creative_paths, []::VARCHAR[]) AS creative_paths, c.created_at
+        FROM copies c
+        JOIN briefs b USING (brief_id, brief_hash)
+        LEFT JOIN (
+            SELECT copy_id, count(*) AS images, list(path ORDER BY image_index) AS image_paths
+            FROM images GROUP BY copy_id
+        ) i USING (copy_id)
+        LEFT JOIN (
+            SELECT k.copy_id, list(k.path ORDER BY i.image_index) AS creative_paths
+            FROM creatives k JOIN images i USING (image_id) GROUP BY k.copy_id
+        ) k USING (copy_id);
+        ALTER TABLE runs ADD COLUMN creatives INTEGER;
+        CREATE OR REPLACE VIEW v_run_summary AS
+        SELECT r.run_id, r.status, r.started_at, r.finished_at, r.wall_s, r.files_new, r.files_skipped,
+               r.briefs_read, r.briefs_rejected, r.copies, r.images, r.creatives, r.failures, r.output_tokens,
+               r.tokens_per_s, r.images_per_s, s.read_s, s.load_text_model_s, s.copy_s,
+               s.load_image_model_s, s.image_s, s.creative_s, r.text_model, r.image_model, r.error
+        FROM runs r
+        LEFT JOIN (
+            SELECT run_id,
+                   sum(seconds) FILTER (stage = 'read') AS read_s,
+                   sum(seconds) FILTER (stage = 'load_text_model') AS load_text_model_s,
+                   sum(seconds) FILTER (stage = 'copy') AS copy_s,
+                   sum(seconds) FILTER (stage = 'load_image_model') AS load_image_model_s,
+                   sum(seconds) FILTER (stage = 'image') AS image_s,
+                   sum(seconds) FILTER (stage = 'creative') AS creative_s
+            FROM run_stages GROUP BY run_id
+        ) s USING (run_id);
+        CREATE OR REPLACE VIEW v_failures AS
+        SELECT f.run_id, r.started_at AS run_started_at, f.stage, f.item_id, f.brief_id, f.channel,
+               f.variant, split_part(f.reason, ':', 1) AS reason_kind, f.reason, f.attempts,
+               f.item_id IN (SELECT copy_id FROM copies UNION ALL SELECT image_id FROM images
+                             UNION ALL SELECT creative_id FROM creatives) AS resolved,
+               f.created_at
+        FROM failures f
+        LEFT JOIN runs r USING (run_id);
+    """)
+
+
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Apply the migrations this database has not seen yet; returns their names."""
     con.execute(

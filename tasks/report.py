@@ -13,7 +13,8 @@ body { font-family: sans-serif; margin: 2rem; color: #111; }
 table { border-collapse: collapse; margin-bottom: 1.5rem; }
 td, th { border: 1px solid #ccc; padding: .3rem .5rem; text-align: left; vertical-align: top; }
 .copy { border: 1px solid #ccc; padding: .5rem; margin: .5rem 0; max-width: 40rem; }
-.copy img { width: 96px; height: 96px; image-rendering: pixelated; margin-right: .3rem; }
+.copy img.image { width: 96px; height: 96px; image-rendering: pixelated; margin-right: .3rem; }
+.copy img.creative { max-width: 100%; max-height: 320px; margin-right: .3rem; }
 .cta { font-weight: bold; }
 """
 
@@ -46,9 +47,13 @@ def render_report(
 
 
 def _copy(asset: dict[str, Any], folder: Path) -> str:
+    """One copy with its creatives (or, where none were made, its raw images)."""
+    kind, paths = (
+        ("creative", asset["creative_paths"]) if asset["creative_paths"] else ("image", asset["image_paths"])
+    )
     images = "".join(
-        f"<img src='{escape(Path(os.path.relpath(p, folder)).as_posix())}' alt='image {i}'>"
-        for i, p in enumerate(asset["image_paths"])
+        f"<img class='{kind}' src='{escape(Path(os.path.relpath(p, folder)).as_posix())}' alt='{kind} {i}'>"
+        for i, p in enumerate(paths)
     )
     return (
         f"<div class='copy'><p><b>{escape(asset['channel'])}</b> · variant {asset['variant']}</p>"

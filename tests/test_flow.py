@@ -12,11 +12,13 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from PIL import Image
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
 from flows.cli import main
 from flows.generate_campaigns import generate_campaigns
+from tasks.creatives import MIN_CONTRAST, SIZES
 from tasks.sample_briefs import write_sample_briefs
 
 
@@ -97,13 +99,15 @@ def test_run_row_and_prefect_flow_run(run):
     status, flow_run_id = db.rows("SELECT status, flow_run_id FROM runs")[0]
     assert status == summary["status"] in {"completed", "completed_with_failures"}
     stages = [r[0] for r in db.rows("SELECT stage FROM run_stages ORDER BY stage")]
-    assert stages == sorted(["read", "load_text_model", "copy", "load_image_model", "image"])
+    assert stages == sorted(["read", "load_text_model", "copy", "load_image_model", "image", "creative"])
     with get_client(sync_client=True) as client:
         flow_run = client.read_flow_run(UUID(flow_run_id))
         task_names = {t.name for t in client.read_task_runs()}
     assert flow_run.state.is_completed()
     batches = -(-summary["images"] // 8)  # image_batch_size
     assert {"generate-copy[chunk 1/1]", f"generate-images[batch {batches}/{batches}]"} <= task_names
+    last = -(-summary["creatives"] // 16)  # creatives per task
+    assert f"render-creatives[batch {last}/{last}]" in task_names
 
 
 def test_rerun_adds_nothing(run):
@@ -138,8 +142,11 @@ def test_report_and_dashboard_artifacts(run):
     summary, db, _ = run
     page = Path(summary["report"]).read_text()
     assert page.count("class='copy'") == summary["copies"]
-    sources = [Path(summary["report"]).parent / src for src in re.findall(r"<img src='([^']+)'", page)]
-    assert len(sources) == summary["images"] and all(s.is_file() for s in sources)
+    sources = [
+        Path(summary["report"]).parent / src
+        for src in re.findall(r"<img class='creative' src='([^']+)'", page)
+    ]
+    assert len(sources) == summary["creatives"] and all(s.is_file() for s in sources)
     assert "bad-1" in page and "unknown channel" in page  # the rejected row is shown
     flow_run_id = db.scalar(f"SELECT flow_run_id FROM runs WHERE run_id = '{summary['run_id']}'")
     with get_client(sync_client=True) as client:
@@ -178,3 +185,17 @@ def test_export_and_query_formats(run, tmp_path: Path):
         else:
             ids = pq.read_table(path).column("copy_id").to_pylist()
         assert ids == expected, fmt
+
+
+def test_one_creative_per_image_in_its_channel_format(run):
+    summary, db, _ = run
+    assert summary["creatives"] == summary["images"]
+    rows = db.rows(
+        "SELECT k.path, k.width, k.height, c.channel, k.contrast_ratio, k.image_id FROM creatives k "
+        "JOIN copies c USING (copy_id) JOIN images i USING (image_id)"
+    )
+    assert len(rows) == summary["creatives"]
+    for path, width, height, channel, contrast, _ in rows:
+        assert (width, height) == SIZES[channel] == Image.open(path).size
+        assert contrast >= MIN_CONTRAST
+    assert len({r[5] for r in rows}) == len(rows), "one creative per image"
