@@ -183,7 +183,7 @@ def render_creatives(jobs: list[CreativeJob], font: str, artifacts: ArtifactStor
                              "channel": job.channel, "reason": f"creative: {e}", "attempts": 1})  # fmt: skip
             continue
         buffer = io.BytesIO()
-        image.save(buffer, format="PNG", optimize=False, compress_level=3)
+        image.save(buffer, format="PNG", compress_level=1)
         path, sha256 = artifacts.write("creatives", job.creative_id, ".png", buffer.getvalue())
         row = {k: v for k, v in asdict(job).items() if k not in {"headline", "cta", "image_path"}}
         size = {"width": image.width, "height": image.height, "bytes": len(buffer.getvalue())}

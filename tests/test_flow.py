@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import shutil
 from pathlib import Path
 from uuid import UUID
 
@@ -20,6 +22,8 @@ from flows.cli import main
 from flows.generate_campaigns import generate_campaigns
 from tasks.creatives import MIN_CONTRAST, SIZES
 from tasks.sample_briefs import write_sample_briefs
+
+OUTPUT = Path(__file__).resolve().parent.parent / "test-output"  # kept for review after the run
 
 
 class Reader:
@@ -199,3 +203,33 @@ def test_one_creative_per_image_in_its_channel_format(run):
         assert (width, height) == SIZES[channel] == Image.open(path).size
         assert contrast >= MIN_CONTRAST
     assert len({r[5] for r in rows}) == len(rows), "one creative per image"
+
+
+def test_report_renders_in_a_real_browser(run):
+    """The run's page, opened from the file system in headless Chromium: every creative shows, no errors."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        if os.environ.get("ADFORGE_REQUIRE_BROWSER"):
+            pytest.fail("chromium is not installed (Debian package chromium)")
+        pytest.skip("chromium is not installed (Debian package chromium)")
+    from playwright.sync_api import sync_playwright
+
+    summary, _, _ = run
+    flags = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", "--no-first-run"]  # fmt: skip
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=flags)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(Path(summary["report"]).as_uri(), wait_until="load")
+        shown = page.evaluate(
+            "() => [...document.querySelectorAll('img.creative')]"
+            ".filter(i => i.complete && i.naturalWidth > 0).length"
+        )
+        OUTPUT.mkdir(exist_ok=True)
+        page.screenshot(path=OUTPUT / "report.png")
+        browser.close()
+    assert shown == summary["creatives"] > 0
+    assert errors == []
