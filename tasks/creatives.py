@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import logging
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, cast
 
 from PIL import Image, ImageDraw, ImageFont
@@ -170,22 +171,35 @@ def _lowest_contrast(image: Image.Image, box: tuple[int, int, int, int]) -> floa
     return contrast_ratio(TEXT, lightest)
 
 
+def failure(job: CreativeJob, reason: str) -> dict[str, Any]:
+    """A failures row for a creative (composing is deterministic: one attempt)."""
+    return {"stage": "creative", "item_id": job.creative_id, "brief_id": job.brief_id, "channel": job.channel,
+            "reason": reason, "attempts": 1}  # fmt: skip
+
+
 @task(name="render-creatives", cache_policy=NO_CACHE)
 def render_creatives(jobs: list[CreativeJob], font: str, artifacts: ArtifactStore) -> tuple[list, list]:
-    """Compose and save a batch of creatives; returns (rows, failures)."""
-    rows, failures = [], []
-    for job in jobs:
-        try:
-            with Image.open(job.image_path) as source:
-                image, measured = compose(source, job.headline, job.cta, SIZES[job.channel], font)
-        except (TextDoesNotFit, OSError) as e:
-            failures.append({"stage": "creative", "item_id": job.creative_id, "brief_id": job.brief_id,
-                             "channel": job.channel, "reason": f"creative: {e}", "attempts": 1})  # fmt: skip
-            continue
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG", compress_level=1)
-        path, sha256 = artifacts.write("creatives", job.creative_id, ".png", buffer.getvalue())
-        row = {k: v for k, v in asdict(job).items() if k not in {"headline", "cta", "image_path"}}
-        size = {"width": image.width, "height": image.height, "bytes": len(buffer.getvalue())}
-        rows.append({**row, "kind": "creative", "path": str(path), **size, **measured, "sha256": sha256})
+    """Compose and save a batch of creatives; returns (rows, failures).
+
+    A creative whose image cannot be read or whose text cannot fit is a failure; a file that
+    cannot be written (full disk) stops the batch and removes the files it had written."""
+    rows: list[dict[str, Any]] = []
+    failures = []
+    try:
+        for job in jobs:
+            try:
+                with Image.open(job.image_path) as source:
+                    image, measured = compose(source, job.headline, job.cta, SIZES[job.channel], font)
+            except (TextDoesNotFit, OSError) as e:
+                failures.append(failure(job, f"creative: {e}"))
+                continue
+            buffer = io.BytesIO()
+            image.save(buffer, format="PNG", compress_level=1)
+            path, sha256 = artifacts.write("creatives", job.creative_id, ".png", buffer.getvalue())
+            row = {k: v for k, v in asdict(job).items() if k not in {"headline", "cta", "image_path"}}
+            size = {"width": image.width, "height": image.height, "bytes": len(buffer.getvalue())}
+            rows.append({**row, "kind": "creative", "path": str(path), **size, **measured, "sha256": sha256})
+    except BaseException:
+        artifacts.remove([Path(row["path"]) for row in rows])  # no file without its row
+        raise
     return rows, failures

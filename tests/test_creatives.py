@@ -77,3 +77,22 @@ def test_render_writes_files_and_rows(tmp_path: Path):
     assert [Image.open(r["path"]).size for r in made] == [SIZES["x"], SIZES["instagram"]]
     assert all(r["kind"] == "creative" and r["contrast_ratio"] >= MIN_CONTRAST for r in made)
     assert [f["reason"].split(":")[0] for f in refused] == ["creative"]
+
+
+def test_full_disk_removes_the_batch_files(tmp_path: Path):
+    from storage.artifacts import ArtifactError
+
+    class FillsUp(ArtifactStore):
+        def write(self, kind, item_id, suffix, data):
+            if len(list((self.root / kind).glob("*.png"))) == 1:
+                raise ArtifactError("no space left on device")
+            return super().write(kind, item_id, suffix, data)
+
+    source = tmp_path / "img.png"
+    NOISE.save(source)
+    rows = [{"image_id": f"image-{i:020x}", "copy_id": "copy-1", "brief_id": "b1", "channel": "x",
+             "headline": "Fresh", "cta": "Buy", "path": str(source)} for i in range(3)]  # fmt: skip
+    store = FillsUp(tmp_path / "art")
+    with pytest.raises(ArtifactError):
+        creatives.render_creatives.fn(creatives.plan_creatives(rows, FONT), FONT, store)
+    assert list((tmp_path / "art" / "creatives").glob("*.png")) == []
