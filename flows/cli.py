@@ -110,6 +110,36 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quality(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from storage.db import DatabaseBusy, read_rows
+    from tasks.quality import quality_report
+
+    settings = load_settings(args.config)
+    db = args.db or settings.db
+    run = "(? IS NULL OR run_id = ?)"
+    copies_sql = (
+        "SELECT c.*, b.brand, b.banned_words FROM copies c JOIN briefs b USING (brief_id, brief_hash) "
+        f"WHERE {run.replace('run_id', 'c.run_id')}"
+    )
+    try:
+        copies = read_rows(db, copies_sql, [args.run, args.run], settings.db_wait_s)
+        failures = read_rows(
+            db,
+            f"SELECT * FROM failures WHERE stage = 'copy' AND {run}",
+            [args.run, args.run],
+            settings.db_wait_s,
+        )
+    except (duckdb.Error, FileNotFoundError, DatabaseBusy) as e:
+        return error(e, 1)
+    report = quality_report(copies, failures)
+    width = max(len(k) for k in report)
+    for measure, value in report.items():
+        print(f"{measure.ljust(width)}  {value}")
+    return 0
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     import duckdb
 
@@ -220,6 +250,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--name", default="adforge-nightly", help="deployment name (default: adforge-nightly)")
     add_settings_flags(serve)
     serve.set_defaults(func=cmd_serve)
+
+    quality = commands.add_parser(
+        "quality",
+        help="measure the stored copy: channel limits, brand rules, variant similarity, failures",
+        description="Print quality measures of the stored copy (of one run, or of all): share within channel "
+        "limits, share with a field cut at its limit, share passing brand rules, pairwise similarity of the "
+        "variants of each brief and channel, retries per accepted copy and copy failures by reason.",
+    )
+    quality.add_argument("--run", help="run id (default: every run)")
+    quality.add_argument("--db", help="DuckDB file (default: the db setting)")
+    quality.set_defaults(func=cmd_quality)
 
     schema = commands.add_parser(
         "schema",

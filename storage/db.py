@@ -143,6 +143,17 @@ def _dicts(result: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
 
 
+def read_rows(db: str | Path, sql: str, params: list[Any], wait_s: float = 60.0) -> list[dict[str, Any]]:
+    """Rows of a parameterised query on a read-only connection, as dicts."""
+    if not Path(db).exists():
+        raise FileNotFoundError(f"{db}: no database yet; run `adforge run` first")
+    con = open_db(db, read_only=True, wait_s=wait_s)
+    try:
+        return _dicts(con.execute(sql, params))
+    finally:
+        con.close()
+
+
 def query(db: str | Path, sql: str, wait_s: float = 60.0) -> duckdb.DuckDBPyRelation | None:
     """Run a read-only query; the connection cannot write the database or touch other files.
 

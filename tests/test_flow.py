@@ -233,3 +233,13 @@ def test_report_renders_in_a_real_browser(run):
         browser.close()
     assert shown == summary["creatives"] > 0
     assert errors == []
+
+
+def test_quality_command_measures_the_run(run, capsys: pytest.CaptureFixture):
+    summary, _, settings = run
+    assert main(["quality", "--run", summary["run_id"], "--db", settings["db"]]) == 0
+    lines = dict(line.rsplit("  ", 1) for line in capsys.readouterr().out.splitlines())
+    report = {k.strip(): v for k, v in lines.items()}
+    assert int(report["copies"]) == summary["copies"]
+    assert float(report["within channel limits (%)"]) == 100.0  # stored copy is validated
+    assert 0 <= float(report["mean pairwise variant similarity"]) <= 1
