@@ -58,5 +58,5 @@ def publish(summary: dict[str, Any], failures: list[dict[str, Any]], assets: lis
     )
     create_link_artifact(
         report.resolve().as_uri(), link_text=f"Report of {summary['run_id']}", key="run-report",
-        description="Static HTML page with every copy, image, failure and rejected row of the run",
+        description="Static HTML page with every copy, creative, failure and rejected row of the run",
     )  # fmt: skip

@@ -143,11 +143,16 @@ def _dicts(result: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
 
 
-def read_rows(db: str | Path, sql: str, params: list[Any], wait_s: float = 60.0) -> list[dict[str, Any]]:
-    """Rows of a parameterised query on a read-only connection, as dicts."""
+def open_existing(db: str | Path, wait_s: float = 60.0, **config: Any) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to a database that must exist already (reading never creates one)."""
     if not Path(db).exists():
         raise FileNotFoundError(f"{db}: no database yet; run `adforge run` first")
-    con = open_db(db, read_only=True, wait_s=wait_s)
+    return open_db(db, read_only=True, wait_s=wait_s, **config)
+
+
+def read_rows(db: str | Path, sql: str, params: list[Any], wait_s: float = 60.0) -> list[dict[str, Any]]:
+    """Rows of a parameterised query on a read-only connection, as dicts."""
+    con = open_existing(db, wait_s)
     try:
         return _dicts(con.execute(sql, params))
     finally:
@@ -158,7 +163,5 @@ def query(db: str | Path, sql: str, wait_s: float = 60.0) -> duckdb.DuckDBPyRela
     """Run a read-only query; the connection cannot write the database or touch other files.
 
     While a run is writing, this waits for its current transaction (they are short)."""
-    if not Path(db).exists():
-        raise FileNotFoundError(f"{db}: no database yet; run `adforge run` first")
-    con = open_db(db, read_only=True, wait_s=wait_s, enable_external_access=False)
+    con = open_existing(db, wait_s, enable_external_access=False)
     return con.sql(sql)

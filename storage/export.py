@@ -12,21 +12,12 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from storage.db import open_db
+from storage.db import open_existing
 
 FORMATS = ("table", "csv", "json", "parquet")
 # Every table with a run_id column; `adforge export` writes one Parquet file per table.
-RUN_TABLES = (
-    "creatives",
-    "runs",
-    "run_stages",
-    "briefs",
-    "rejected_briefs",
-    "copies",
-    "images",
-    "failures",
-    "ingested_files",
-)
+RUN_TABLES = ("runs", "run_stages", "briefs", "rejected_briefs", "copies", "images", "creatives", "failures",
+              "ingested_files")  # fmt: skip
 
 
 def write_result(table: pa.Table, fmt: str, out: str | None) -> None:
@@ -50,9 +41,7 @@ def export_run(
     db: str | Path, out_dir: str | Path, run_id: str | None, wait_s: float = 60.0
 ) -> dict[str, int]:
     """One Parquet file per table with the rows of run_id (all rows if None); returns rows per table."""
-    if not Path(db).exists():
-        raise FileNotFoundError(f"{db}: no database yet; run `adforge run` first")
-    con = open_db(db, read_only=True, wait_s=wait_s)
+    con = open_existing(db, wait_s)
     try:
         if run_id and not con.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchall():
             raise ValueError(f"no run {run_id!r} in {db}")
