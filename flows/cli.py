@@ -119,19 +119,14 @@ def cmd_quality(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config)
     db = args.db or settings.db
-    run = "(? IS NULL OR run_id = ?)"
     copies_sql = (
         "SELECT c.*, b.brand, b.banned_words FROM copies c JOIN briefs b USING (brief_id, brief_hash) "
-        f"WHERE {run.replace('run_id', 'c.run_id')}"
+        "WHERE ? IS NULL OR c.run_id = ?"
     )
+    failures_sql = "SELECT * FROM failures WHERE stage = 'copy' AND (? IS NULL OR run_id = ?)"
     try:
         copies = read_rows(db, copies_sql, [args.run, args.run], settings.db_wait_s)
-        failures = read_rows(
-            db,
-            f"SELECT * FROM failures WHERE stage = 'copy' AND {run}",
-            [args.run, args.run],
-            settings.db_wait_s,
-        )
+        failures = read_rows(db, failures_sql, [args.run, args.run], settings.db_wait_s)
     except (duckdb.Error, FileNotFoundError, DatabaseBusy) as e:
         return error(e, 1)
     report = quality_report(copies, failures)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +23,18 @@ STAGES = {  # stage → the summary's keys shown for it, with their labels
 
 
 def summary_table(summary: dict[str, Any], failures: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows of (stage, measure, value): counts, rates and seconds per stage, then failures by reason."""
+    """Rows of (stage, measure, value): counts, rates and seconds per stage, then failures by reason
+    (failures are v_failures rows)."""
     rows = [
         {"stage": stage, "measure": label, "value": summary[key]}
         for stage, keys in STAGES.items()
         for key, label in keys.items()
         if summary.get(key) is not None
     ]
+    by_reason = Counter((f["stage"], f["reason_kind"]) for f in failures)
     rows += [
-        {"stage": f["stage"], "measure": f"failures: {f['reason_kind']}", "value": f["n"]} for f in failures
+        {"stage": stage, "measure": f"failures: {kind}", "value": n}
+        for (stage, kind), n in by_reason.most_common()
     ]
     return rows
 

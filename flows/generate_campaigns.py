@@ -114,15 +114,10 @@ def write_report(store: Store, artifacts: ArtifactStore, summary: dict[str, Any]
     rejected = store.fetch(
         "SELECT * FROM rejected_briefs WHERE run_id = ? ORDER BY source_file, source_row", run
     )
-    by_reason = store.fetch(
-        "SELECT stage, reason_kind, count(*) AS n FROM v_failures WHERE run_id = ? "
-        "GROUP BY ALL ORDER BY n DESC",
-        run,
-    )
     folder = artifacts.root / "reports"
     html = render_report(summary, assets, failures, rejected, folder)
     path, _ = artifacts.write("reports", summary["run_id"], ".html", html.encode())
-    publish(summary, by_reason, assets, path)
+    publish(summary, failures, assets, path)
     return path
 
 

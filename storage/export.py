@@ -48,8 +48,8 @@ def export_run(
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         counts = {}
+        where, params = ("WHERE run_id = ?", [run_id]) if run_id else ("", [])
         for name in RUN_TABLES:
-            where, params = ("WHERE run_id = ?", [run_id]) if run_id else ("", [])
             table = con.sql(f"SELECT * FROM {name} {where}", params=params).to_arrow_table()
             pq.write_table(table, out / f"{name}.parquet")
             counts[name] = table.num_rows

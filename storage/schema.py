@@ -141,8 +141,8 @@ def m002_run_process(con: duckdb.DuckDBPyConnection) -> None:
 
 
 @migration
-def m003_ingestion_and_views(con: duckdb.DuckDBPyConnection) -> None:
-    # The ledger of brief files already processed, and views for the common questions.
+def m003_ingestion(con: duckdb.DuckDBPyConnection) -> None:
+    # The ledger of brief files already processed.
     con.execute("""
         CREATE TABLE ingested_files (
             file_hash VARCHAR NOT NULL,
@@ -157,45 +157,13 @@ def m003_ingestion_and_views(con: duckdb.DuckDBPyConnection) -> None:
         );
         ALTER TABLE runs ADD COLUMN files_new INTEGER;
         ALTER TABLE runs ADD COLUMN files_skipped INTEGER;
-        CREATE VIEW v_assets AS
-        SELECT c.copy_id, c.run_id, c.brief_id, b.campaign_id, b.brand, b.product, b.audience, b.tone,
-               b.language, c.channel, c.variant, c.headline, c.body, c.cta, c.image_prompt, c.text_model,
-               coalesce(i.images, 0) AS images, coalesce(i.image_paths, []::VARCHAR[]) AS image_paths,
-               c.created_at
-        FROM copies c
-        JOIN briefs b USING (brief_id, brief_hash)
-        LEFT JOIN (
-            SELECT copy_id, count(*) AS images, list(path ORDER BY image_index) AS image_paths
-            FROM images GROUP BY copy_id
-        ) i USING (copy_id);
-        CREATE VIEW v_run_summary AS
-        SELECT r.run_id, r.status, r.started_at, r.finished_at, r.wall_s, r.files_new, r.files_skipped,
-               r.briefs_read, r.briefs_rejected, r.copies, r.images, r.failures, r.output_tokens,
-               r.tokens_per_s, r.images_per_s, s.read_s, s.load_text_model_s, s.copy_s,
-               s.load_image_model_s, s.image_s, r.text_model, r.image_model, r.error
-        FROM runs r
-        LEFT JOIN (
-            SELECT run_id,
-                   sum(seconds) FILTER (stage = 'read') AS read_s,
-                   sum(seconds) FILTER (stage = 'load_text_model') AS load_text_model_s,
-                   sum(seconds) FILTER (stage = 'copy') AS copy_s,
-                   sum(seconds) FILTER (stage = 'load_image_model') AS load_image_model_s,
-                   sum(seconds) FILTER (stage = 'image') AS image_s
-            FROM run_stages GROUP BY run_id
-        ) s USING (run_id);
-        CREATE VIEW v_failures AS
-        SELECT f.run_id, r.started_at AS run_started_at, f.stage, f.item_id, f.brief_id, f.channel,
-               f.variant, split_part(f.reason, ':', 1) AS reason_kind, f.reason, f.attempts,
-               f.item_id IN (SELECT copy_id FROM copies UNION ALL SELECT image_id FROM images) AS resolved,
-               f.created_at
-        FROM failures f
-        LEFT JOIN runs r USING (run_id);
     """)
 
 
 @migration
-def m004_creatives(con: duckdb.DuckDBPyConnection) -> None:
-    # Finished creatives (image + headline + call to action in the channel's format).
+def m004_creatives_and_views(con: duckdb.DuckDBPyConnection) -> None:
+    # Finished creatives (image + headline + call to action in the channel's format), and views for
+    # the common questions.
     con.execute("""
         CREATE TABLE creatives (
             creative_id VARCHAR PRIMARY KEY,
@@ -217,7 +185,8 @@ def m004_creatives(con: duckdb.DuckDBPyConnection) -> None:
             bytes BIGINT NOT NULL,
             created_at TIMESTAMPTZ DEFAULT current_timestamp
         );
-        CREATE OR REPLACE VIEW v_assets AS
+        ALTER TABLE runs ADD COLUMN creatives INTEGER;
+        CREATE VIEW v_assets AS
         SELECT c.copy_id, c.run_id, c.brief_id, b.campaign_id, b.brand, b.product, b.audience, b.tone,
                b.language, c.channel, c.variant, c.headline, c.body, c.cta, c.image_prompt, c.text_model,
                coalesce(i.images, 0) AS images, coalesce(i.image_paths, []::VARCHAR[]) AS image_paths,
@@ -232,8 +201,7 @@ def m004_creatives(con: duckdb.DuckDBPyConnection) -> None:
             SELECT k.copy_id, list(k.path ORDER BY i.image_index) AS creative_paths
             FROM creatives k JOIN images i USING (image_id) GROUP BY k.copy_id
         ) k USING (copy_id);
-        ALTER TABLE runs ADD COLUMN creatives INTEGER;
-        CREATE OR REPLACE VIEW v_run_summary AS
+        CREATE VIEW v_run_summary AS
         SELECT r.run_id, r.status, r.started_at, r.finished_at, r.wall_s, r.files_new, r.files_skipped,
                r.briefs_read, r.briefs_rejected, r.copies, r.images, r.creatives, r.failures, r.output_tokens,
                r.tokens_per_s, r.images_per_s, s.read_s, s.load_text_model_s, s.copy_s,
@@ -249,7 +217,7 @@ def m004_creatives(con: duckdb.DuckDBPyConnection) -> None:
                    sum(seconds) FILTER (stage = 'creative') AS creative_s
             FROM run_stages GROUP BY run_id
         ) s USING (run_id);
-        CREATE OR REPLACE VIEW v_failures AS
+        CREATE VIEW v_failures AS
         SELECT f.run_id, r.started_at AS run_started_at, f.stage, f.item_id, f.brief_id, f.channel,
                f.variant, split_part(f.reason, ':', 1) AS reason_kind, f.reason, f.attempts,
                f.item_id IN (SELECT copy_id FROM copies UNION ALL SELECT image_id FROM images

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import logging
 from dataclasses import asdict, dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any, cast
 
@@ -60,6 +61,7 @@ def plan_creatives(rows: list[dict[str, Any]], font: str) -> list[CreativeJob]:
     return jobs
 
 
+@cache  # the fitting loop asks for many sizes per creative, and a missing font is reported once
 def load_font(name: str, size: int) -> Any:
     """The named TrueType font (a path, or a file name found in the system's font folders),
     or Pillow's built-in font when it is not installed."""
