@@ -6,9 +6,10 @@ import json
 import logging
 import secrets
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import asdict
 from datetime import UTC, datetime
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +23,25 @@ from storage.artifacts import ArtifactError, ArtifactStore
 from storage.db import Store
 from storage.faults import fault_point
 from tasks.briefs import read_briefs
-from tasks.copy import CopyResult, EngineOptions, Sampling, failure, generate_copy, get_engine, plan_copies
+from tasks.copy import (
+    CopyJob,
+    CopyResult,
+    EngineOptions,
+    Sampling,
+    failure,
+    generate_copy,
+    get_engine,
+    plan_copies,
+)
 from tasks.creatives import plan_creatives, render_creatives
 from tasks.ids import stable_hash
 from tasks.images import ImageOptions, generate_images, get_pipeline, plan_images, resolve_device
 from tasks.images import failure as image_failure
 from tasks.report import render_report
+from tasks.rules import copy_text
 
 CREATIVE_BATCH = 16  # creatives per task
+ENGINE_ERROR = "engine error"
 
 
 def new_run_id() -> str:
@@ -40,12 +52,15 @@ def engine_options(s: Settings) -> EngineOptions:
     return EngineOptions(
         s.text_model_path(), s.max_model_len, s.max_num_seqs, s.enforce_eager, s.dtype,
         s.chunked_prefill, s.max_num_batched_tokens, s.engine_in_process,
-        s.kv_cache_gb, s.gpu_memory_utilization, s.tensor_parallel_size,
+        s.kv_cache_gb, s.gpu_memory_utilization, s.tensor_parallel_size, s.structured_output_backend,
     )  # fmt: skip
 
 
 def sampling(s: Settings) -> Sampling:
-    return Sampling(s.text_model, s.seed, s.temperature, s.top_p, s.max_tokens, s.copy_attempts)
+    return Sampling(
+        s.text_model, s.seed, s.temperature, s.top_p, s.max_tokens, s.copy_attempts,
+        s.max_variant_similarity, s.text_model_languages,
+    )  # fmt: skip
 
 
 def image_options(s: Settings) -> ImageOptions:
@@ -57,8 +72,25 @@ def settings_hash(s: Settings) -> str:
     return stable_hash(asdict(sampling(s)), asdict(image_options(s)))
 
 
+def retried_later(failure: dict[str, Any]) -> bool:
+    """Engine errors may not happen again; any other failure (a rule broken by every sample, a prompt
+    too long) would recur with the same settings, so a rerun does not retry it."""
+    return failure["reason"].startswith(ENGINE_ERROR)
+
+
 def chunks(items: list, size: int) -> list[list]:
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def copy_chunks(jobs: list[CopyJob], size: int) -> list[list[CopyJob]]:
+    """Chunks of about `size` jobs that keep the variants of one brief and channel together."""
+    parts: list[list[CopyJob]] = []
+    for group in groupby(jobs, key=lambda j: j.group):
+        members = list(group[1])
+        if not parts or len(parts[-1]) + len(members) > size:
+            parts.append([])
+        parts[-1].extend(members)
+    return [p for p in parts if p]
 
 
 @flow(name="generate_campaigns", log_prints=True)
@@ -161,8 +193,22 @@ def _run_stages(
     engine, copy_settings = engine_options(s), sampling(s)
     jobs = plan_copies(read.briefs, copy_settings)
     done = store.existing("copies", "copy_id", [j.copy_id for j in jobs])
-    todo = [j for j in jobs if j.copy_id not in done]
-    logger.info(f"copy: {len(jobs)} variants planned, {len(done)} already stored, {len(todo)} to write")
+    given_up = {
+        f["item_id"]
+        for f in store.by_ids("failures", "item_id", [j.copy_id for j in jobs])
+        if not retried_later(f)
+    }
+    todo = [j for j in jobs if j.copy_id not in done and j.copy_id not in given_up]
+    # Variants stored by an earlier run are what the missing ones of their brief and channel must differ from.
+    stored_texts = defaultdict(list)
+    for c in store.by_ids("copies", "copy_id", list(done), "brief_hash, channel, headline, body, cta"):
+        stored_texts[c["brief_hash"], c["channel"]].append(copy_text(c))
+    for j in todo:
+        j.siblings = list(stored_texts[j.group])
+    logger.info(
+        f"copy: {len(jobs)} variants planned, {len(done)} already stored, {len(given_up)} failed for good, "
+        f"{len(todo)} to write"
+    )
     if todo:  # load outside the chunk loop so that its time is not counted as generation
         loading = Progress("load text model", 1, logger)
         get_engine(engine)
@@ -171,7 +217,7 @@ def _run_stages(
     writing = Progress("copy", len(todo), logger)
     tokens = copies = failures = 0
     failed_briefs: set[str] = set()
-    parts = chunks(todo, s.copy_chunk_size)
+    parts = copy_chunks(todo, s.copy_chunk_size)
     for i, part in enumerate(parts, 1):
         try:
             result = generate_copy.with_options(task_run_name=f"generate-copy[chunk {i}/{len(parts)}]")(
@@ -180,7 +226,7 @@ def _run_stages(
         except Exception as e:
             logger.error(f"copy chunk {i} failed after retries: {e}")
             tries = 1 + (generate_copy.retries or 0)
-            result = CopyResult(failures=[failure(j, f"engine error: {e}", tries) for j in part])
+            result = CopyResult(failures=[failure(j, f"{ENGINE_ERROR}: {e}", tries) for j in part])
         added = store.write(
             {
                 "copies": [{**c, "run_id": run_id} for c in result.copies],
@@ -191,7 +237,7 @@ def _run_stages(
         tokens += result.output_tokens
         copies += added["copies"]
         failures += len(result.failures)
-        failed_briefs.update(f["brief_id"] for f in result.failures)
+        failed_briefs.update(f["brief_id"] for f in result.failures if retried_later(f))
         writing.update(len(part), f"{tokens / max(writing.seconds, 1e-9):.0f} tok/s")
     record("copy", writing, copies, tokens)
 
@@ -231,7 +277,7 @@ def _run_stages(
             store.write(
                 {
                     "failures": [
-                        {**image_failure(j, f"engine error: {e}", tries), "run_id": run_id} for j in batch
+                        {**image_failure(j, f"{ENGINE_ERROR}: {e}", tries), "run_id": run_id} for j in batch
                     ]
                 }
             )
@@ -269,12 +315,11 @@ def _run_stages(
             }
         )
         creatives += added["creatives"]
-        failures += len(refused)
-        failed_briefs.update(f["brief_id"] for f in refused)
+        failures += len(refused)  # text that cannot fit would not fit next time either
         composing.update(len(batch))
     record("creative", composing, creatives)
 
-    # 4. The files whose every brief is done join the ledger; the others are read again next time.
+    # 5. Files without engine errors join the ledger; the others are read again next time.
     unfinished = {b["source_file"] for b in read.briefs if b["brief_id"] in failed_briefs}
     briefs_in = Counter(b["source_file"] for b in read.briefs)
     rejected_in = Counter(r["source_file"] for r in read.rejected)

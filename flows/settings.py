@@ -29,7 +29,18 @@ class Settings:
     temperature: float = setting(0.8, "sampling temperature for copy")
     top_p: float = setting(0.95, "nucleus sampling threshold for copy")
     max_tokens: int = setting(320, "most tokens generated per copy variant")
-    copy_attempts: int = setting(3, "tries per copy variant before it is recorded as a failure")
+    copy_attempts: int = setting(
+        6, "samples per copy variant (a new seed each) until one passes every rule; then a failure"
+    )
+    max_variant_similarity: float = setting(
+        0.8, "variants of one brief and channel more alike than this (0-1) are sampled again"
+    )
+    text_model_languages: str = setting(
+        "en", "languages the copy model writes (comma-separated codes, or 'any'); checked for those briefs"
+    )
+    structured_output_backend: str = setting(
+        "guidance", "vLLM structured output backend; the copy grammar's patterns need guidance"
+    )
     copy_chunk_size: int = setting(256, "prompts per copy task; vLLM batches within a chunk")
     max_model_len: int = setting(2048, "context length the text engine is started with")
     max_num_seqs: int = setting(64, "most sequences vLLM decodes at once")

@@ -10,7 +10,7 @@ import os
 import signal
 from collections import Counter
 
-_reached: Counter[str] = Counter()
+_reached: Counter[tuple[str, str]] = Counter()  # (ADFORGE_FAULT, point): a new setting counts anew
 
 
 class InjectedFault(RuntimeError):
@@ -21,10 +21,11 @@ def fault_point(name: str) -> None:
     spec = os.environ.get("ADFORGE_FAULT")
     if not spec:
         return
-    _reached[name] += 1
+    _reached[spec, name] += 1
+    count = _reached[spec, name]
     for fault in spec.split(","):
         action, point, nth = fault.split(":")
-        if point == name and (nth == "*" or _reached[name] == int(nth)):
+        if point == name and (nth == "*" or count == int(nth)):
             if action == "kill":
                 os.kill(os.getpid(), signal.SIGKILL)
-            raise InjectedFault(f"injected fault at {name} #{_reached[name]}")
+            raise InjectedFault(f"injected fault at {name} #{count}")

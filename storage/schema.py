@@ -162,8 +162,7 @@ def m003_ingestion(con: duckdb.DuckDBPyConnection) -> None:
 
 @migration
 def m004_creatives_and_views(con: duckdb.DuckDBPyConnection) -> None:
-    # Finished creatives (image + headline + call to action in the channel's format), and views for
-    # the common questions.
+    # Finished creatives: image + headline + call to action in the channel's format.
     con.execute("""
         CREATE TABLE creatives (
             creative_id VARCHAR PRIMARY KEY,
@@ -186,9 +185,21 @@ def m004_creatives_and_views(con: duckdb.DuckDBPyConnection) -> None:
             created_at TIMESTAMPTZ DEFAULT current_timestamp
         );
         ALTER TABLE runs ADD COLUMN creatives INTEGER;
-        CREATE VIEW v_assets AS
+    """)
+
+
+@migration
+def m005_copy_checks(con: duckdb.DuckDBPyConnection) -> None:
+    # Which rules each copy was checked against and passed, and how alike it is to its sibling variants.
+    con.execute("ALTER TABLE copies ADD COLUMN checks JSON; ALTER TABLE copies ADD COLUMN similarity DOUBLE")
+
+
+# Views hold no data: they are defined again whenever a migration has run.
+VIEWS = """
+        CREATE OR REPLACE VIEW v_assets AS
         SELECT c.copy_id, c.run_id, c.brief_id, b.campaign_id, b.brand, b.product, b.audience, b.tone,
                b.language, c.channel, c.variant, c.headline, c.body, c.cta, c.image_prompt, c.text_model,
+               c.attempts, c.checks, c.similarity,
                coalesce(i.images, 0) AS images, coalesce(i.image_paths, []::VARCHAR[]) AS image_paths,
                coalesce(k.creative_paths, []::VARCHAR[]) AS creative_paths, c.created_at
         FROM copies c
@@ -201,7 +212,7 @@ def m004_creatives_and_views(con: duckdb.DuckDBPyConnection) -> None:
             SELECT k.copy_id, list(k.path ORDER BY i.image_index) AS creative_paths
             FROM creatives k JOIN images i USING (image_id) GROUP BY k.copy_id
         ) k USING (copy_id);
-        CREATE VIEW v_run_summary AS
+        CREATE OR REPLACE VIEW v_run_summary AS
         SELECT r.run_id, r.status, r.started_at, r.finished_at, r.wall_s, r.files_new, r.files_skipped,
                r.briefs_read, r.briefs_rejected, r.copies, r.images, r.creatives, r.failures, r.output_tokens,
                r.tokens_per_s, r.images_per_s, s.read_s, s.load_text_model_s, s.copy_s,
@@ -217,7 +228,7 @@ def m004_creatives_and_views(con: duckdb.DuckDBPyConnection) -> None:
                    sum(seconds) FILTER (stage = 'creative') AS creative_s
             FROM run_stages GROUP BY run_id
         ) s USING (run_id);
-        CREATE VIEW v_failures AS
+        CREATE OR REPLACE VIEW v_failures AS
         SELECT f.run_id, r.started_at AS run_started_at, f.stage, f.item_id, f.brief_id, f.channel,
                f.variant, split_part(f.reason, ':', 1) AS reason_kind, f.reason, f.attempts,
                f.item_id IN (SELECT copy_id FROM copies UNION ALL SELECT image_id FROM images
@@ -225,7 +236,7 @@ def m004_creatives_and_views(con: duckdb.DuckDBPyConnection) -> None:
                f.created_at
         FROM failures f
         LEFT JOIN runs r USING (run_id);
-    """)
+"""
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -243,6 +254,8 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
             con.execute("INSERT INTO schema_migrations (name) VALUES (?)", [fn.__name__])
             con.execute("COMMIT")
             applied.append(fn.__name__)
+    if applied:
+        con.execute(VIEWS)
     _comment(con)
     return applied
 

@@ -73,7 +73,7 @@ DOCS: dict[str, tuple[str, dict[str, str]]] = {
         "body": "body text",
         "cta": "call to action",
         "image_prompt": "prompt given to the image model",
-        "attempts": "generations until the copy passed validation",
+        "attempts": "samples until the copy passed every rule (each retry with a new seed)",
         "seed": "seed of the accepted generation",
         "text_model": "copy model as configured",
         "sampling": "sampling settings, as JSON",
@@ -81,6 +81,11 @@ DOCS: dict[str, tuple[str, dict[str, str]]] = {
         "prompt_tokens": "prompt length in tokens",
         "output_tokens": "tokens of the accepted generation",
         "created_at": CREATED,
+        "checks": "each rule's outcome as JSON (channel_limits, brand_named, banned_words, language, "
+        "distinct, whitespace): 'passed', 'skipped: why' or 'trimmed'; refused_samples: why earlier samples "
+        "were refused",
+        "similarity": "highest text similarity (0-1) to the variants of the same brief and channel accepted "
+        "before it; null for the first",
     }),
     "images": ("One row per image file.", {
         "image_id": "hash of copy_id, image index, image model and its settings; the file's name",
@@ -170,6 +175,9 @@ DOCS: dict[str, tuple[str, dict[str, str]]] = {
         "cta": "copies.cta",
         "image_prompt": "copies.image_prompt",
         "text_model": "copies.text_model",
+        "attempts": "copies.attempts",
+        "checks": "copies.checks",
+        "similarity": "copies.similarity",
         "images": "number of images of the copy",
         "image_paths": "their files, by image_index",
         "creative_paths": "the finished creatives made from them, by image_index",

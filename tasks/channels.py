@@ -23,6 +23,9 @@ class Channel:
     style: str  # one line of advice for the writer
 
 
+# Call-to-action buttons offered by the ad platforms (Meta, LinkedIn); every one fits every channel.
+CTA_BUTTONS = ("Shop now", "Learn more", "Sign up", "Book now", "Order now", "Get offer", "Subscribe",
+               "Get started", "Try it free", "Download", "Contact us", "Apply now", "Get quote")  # fmt: skip
 IMAGE_PROMPT_MAX = 200  # CLIP-based image models read ~77 tokens; longer prompts are cut anyway
 
 # Limits follow each platform's published ad specs, rounded down where they differ by placement.
@@ -73,11 +76,6 @@ def copy_model(channel: str) -> type[CopyFields]:
         image_prompt=(str, text(IMAGE_PROMPT_MAX, "description of the ad's picture")),
     )
     return model
-
-
-def json_schema(channel: str) -> dict:
-    """JSON schema used for structured output when writing copy for a channel."""
-    return copy_model(channel).model_json_schema()
 
 
 def rule_violations(channel: str, copy: CopyFields) -> list[str]:

@@ -6,22 +6,23 @@ import json
 import logging
 import os
 import threading
+from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from pydantic import ValidationError
 
 from storage.faults import fault_point
-from tasks.channels import copy_model, json_schema, rule_violations
 from tasks.ids import derive_seed, make_id
 from tasks.prompts import copy_messages
+from tasks.rules import BrandRules, check_copy, copy_text, grammar_schema, max_sibling_similarity
 
 if TYPE_CHECKING:
     from vllm import LLM
 
 logger = logging.getLogger(__name__)
+FIELDS = ("headline", "body", "cta", "image_prompt")
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class EngineOptions:
     kv_cache_gb: int = 2
     gpu_memory_utilization: float = 0.6
     tensor_parallel_size: int = 1
+    structured_output_backend: str = "guidance"
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,9 @@ class Sampling:
     temperature: float = 0.8
     top_p: float = 0.95
     max_tokens: int = 320
-    attempts: int = 3
+    attempts: int = 6
+    max_similarity: float = 0.8  # variants of one brief and channel more alike than this are resampled
+    languages: str = "en"  # languages the text model writes; the language check runs for these
 
 
 @dataclass
@@ -64,7 +68,13 @@ class CopyJob:
     variant: int
     seed: int
     messages: list[Any]  # chat messages: {"role": ..., "content": ...}
+    rules: BrandRules
+    siblings: list[str] = field(default_factory=list)  # stored variants of the same brief and channel
     reasons: list[str] = field(default_factory=list)
+
+    @property
+    def group(self) -> tuple[str, str]:
+        return self.brief_hash, self.channel
 
 
 @dataclass
@@ -98,6 +108,7 @@ def get_engine(options: EngineOptions) -> LLM:
                 max_num_batched_tokens=max(options.max_num_batched_tokens, options.max_model_len),
                 gpu_memory_utilization=options.gpu_memory_utilization,
                 tensor_parallel_size=options.tensor_parallel_size,
+                structured_outputs_config={"backend": options.structured_output_backend},
                 seed=0,
             )
         return _engines[options]
@@ -115,6 +126,7 @@ def plan_copies(briefs: list[dict[str, Any]], sampling: Sampling) -> list[CopyJo
             variant=variant,
             seed=derive_seed(sampling.seed, brief["brief_id"], channel, variant),
             messages=copy_messages(brief, channel, variant),
+            rules=BrandRules(brief["brand"], tuple(brief["banned_words"]), brief["language"]),
         )
         for brief in briefs
         for channel in brief["channels"]
@@ -122,20 +134,27 @@ def plan_copies(briefs: list[dict[str, Any]], sampling: Sampling) -> list[CopyJo
     ]
 
 
-def parse_copy(channel: str, text: str, finish_reason: str | None) -> tuple[dict | None, str]:
-    """Validated copy fields, or None and the reason it was refused."""
+def parse_copy(
+    job: CopyJob, text: str, finish_reason: str | None, siblings: list[str], sampling: Sampling
+) -> tuple[dict | None, str]:
+    """Copy fields with their check results, or None and the reason the output was refused."""
     if finish_reason == "length":
         return None, "output cut off at max_tokens"
     try:
-        copy = copy_model(channel).model_validate_json(text)
-    except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "output"
-        return None, f"{where}: {first['msg']}"
-    problems = rule_violations(channel, copy)
-    if problems:
-        return None, "; ".join(problems)
-    return copy.model_dump(), ""
+        raw = json.loads(text)
+    except json.JSONDecodeError as e:
+        return None, f"output: invalid JSON ({e.msg})"
+    if not isinstance(raw, dict) or not all(isinstance(raw.get(f), str) for f in FIELDS):
+        return None, f"output: expected the string fields {', '.join(FIELDS)}"
+    fields = {f: raw[f] for f in FIELDS}
+    languages = frozenset(sampling.languages.split(","))
+    # Limits are checked on the text as written: a field that ran past its limit was cut, not finished.
+    checks, reason = check_copy(fields, job.channel, job.rules, languages, siblings, sampling.max_similarity)
+    if reason:
+        return None, reason
+    trimmed = {f: v.strip() for f, v in fields.items()}  # the one repair that is always safe
+    checks["whitespace"] = "trimmed" if trimmed != fields else "passed"
+    return {**trimmed, "checks": checks, "similarity": max_sibling_similarity(trimmed, siblings)}, ""
 
 
 def seed_for(job: CopyJob, attempt: int) -> int:
@@ -151,6 +170,11 @@ def generate_copy(jobs: list[CopyJob], engine: EngineOptions, sampling: Sampling
     llm = get_engine(engine)
     result = CopyResult()
     pending = _fit_context(llm, jobs, engine.max_model_len - sampling.max_tokens, result)
+    # Accepted variants per brief and channel, in the order accepted: what a new variant must differ from.
+    accepted: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for job in pending:
+        if job.group not in accepted:
+            accepted[job.group] = list(job.siblings)
     for attempt in range(sampling.attempts):
         if not pending:
             break
@@ -160,12 +184,12 @@ def generate_copy(jobs: list[CopyJob], engine: EngineOptions, sampling: Sampling
                 top_p=sampling.top_p,
                 max_tokens=sampling.max_tokens,
                 seed=seed_for(job, attempt),
-                structured_outputs=StructuredOutputsParams(json=json_schema(job.channel)),
+                structured_outputs=StructuredOutputsParams(json=grammar_schema(job.channel, job.rules.brand)),
             )
             for job in pending
         ]
+        fault_point("generate-copy")
         try:
-            fault_point("generate-copy")
             outputs = llm.chat([job.messages for job in pending], sampling_params=params, use_tqdm=False)
         except Exception:
             # A dead engine stays dead: drop it so that the task's retry starts a fresh one.
@@ -176,11 +200,15 @@ def generate_copy(jobs: list[CopyJob], engine: EngineOptions, sampling: Sampling
         for job, out in zip(pending, outputs, strict=True):
             completion = out.outputs[0]
             result.output_tokens += len(completion.token_ids)
-            fields, reason = parse_copy(job.channel, completion.text, completion.finish_reason)
+            fields, reason = parse_copy(
+                job, completion.text, completion.finish_reason, accepted[job.group], sampling
+            )
             if fields is None:
                 job.reasons.append(reason)
                 retry.append(job)
                 continue
+            accepted[job.group].append(copy_text(fields))
+            checks = fields.pop("checks") | ({"refused_samples": job.reasons} if job.reasons else {})
             result.copies.append(
                 {
                     "copy_id": job.copy_id,
@@ -189,6 +217,7 @@ def generate_copy(jobs: list[CopyJob], engine: EngineOptions, sampling: Sampling
                     "channel": job.channel,
                     "variant": job.variant,
                     **fields,
+                    "checks": json.dumps(checks),
                     "attempts": attempt + 1,
                     "seed": seed_for(job, attempt),
                     "text_model": sampling.model,

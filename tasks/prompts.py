@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks.channels import CHANNELS, IMAGE_PROMPT_MAX
+from tasks.channels import CHANNELS, CTA_BUTTONS, IMAGE_PROMPT_MAX
+from tasks.rules import brand_in_grammar
 
 SYSTEM = (
     "You are an advertising copywriter. Write one ad for the channel described. "
@@ -20,7 +21,7 @@ def copy_messages(brief: dict[str, Any], channel: str, variant: int) -> list[dic
         f"Channel: {channel} ({spec.style}).",
         f"Limits: headline ({spec.headline}) at most {spec.headline_max} characters; "
         f"body ({spec.body}) at most {spec.body_max} characters; "
-        f"cta (call to action) at most {spec.cta_max} characters; "
+        f"cta: one of the buttons {', '.join(CTA_BUTTONS)}; "
         f"at most {spec.max_hashtags} hashtags" + ("." if spec.line_breaks else "; no line breaks."),
         f"Brand: {brief['brand']}",
         f"Product: {brief['product']}",
@@ -33,7 +34,10 @@ def copy_messages(brief: dict[str, Any], channel: str, variant: int) -> list[dic
         lines.append(f"Never use these words: {', '.join(brief['banned_words'])}")
     lines += [
         f"This is variant {variant} of {brief['variants']}; make it different from the others.",
-        f"Mention {brief['brand']} in the headline or body.",
+        f"The body starts with {brief['brand']}."
+        if brand_in_grammar(brief["brand"])
+        else f"Mention {brief['brand']} in the headline or body.",
+        "The headline is a few words.",
         f"image_prompt: one sentence (at most {IMAGE_PROMPT_MAX} characters) describing the "
         "ad's picture, without any text in the picture.",
     ]

@@ -1,56 +1,17 @@
 """How good the stored copy is: channel limits, brand rules and how different the variants are.
 
-These checks measure; they do not yet decide which outputs are accepted."""
+The same rules decide which outputs are stored (tasks.rules); this report measures them again over
+what was stored, so it also covers copy written under older rules or settings."""
 
 from __future__ import annotations
 
-import re
+import json
 from collections import defaultdict
-from difflib import SequenceMatcher
 from itertools import combinations
 from statistics import mean
 from typing import Any
 
-from pydantic import ValidationError
-
-from tasks.channels import CHANNELS, copy_model, rule_violations
-
-FIELDS = ("headline", "body", "cta")
-
-
-def within_limits(copy: dict[str, Any]) -> bool:
-    """The copy fits its channel: field lengths, hashtags, line breaks."""
-    try:
-        fields = copy_model(copy["channel"]).model_validate({k: copy[k] for k in (*FIELDS, "image_prompt")})
-    except ValidationError:
-        return False
-    return not rule_violations(copy["channel"], fields)
-
-
-def cut_at_limit(copy: dict[str, Any]) -> list[str]:
-    """Fields that end exactly at their limit on a letter or digit: most likely cut off mid-word."""
-    spec = CHANNELS[copy["channel"]]
-    limits = {"headline": spec.headline_max, "body": spec.body_max, "cta": spec.cta_max}
-    return [f for f, limit in limits.items() if len(copy[f]) == limit and copy[f][-1].isalnum()]
-
-
-def banned_words_used(copy: dict[str, Any], banned: list[str]) -> list[str]:
-    """Banned words that appear as whole words (any case) in the headline, body or CTA."""
-    text = " ".join(copy[f] for f in FIELDS)
-    return [w for w in banned if re.search(rf"(?<!\w){re.escape(w)}(?!\w)", text, re.IGNORECASE)]
-
-
-def brand_present(copy: dict[str, Any], brand: str) -> bool:
-    return brand.casefold() in f"{copy['headline']} {copy['body']}".casefold()
-
-
-def similarity(a: str, b: str) -> float:
-    """0 (nothing shared) to 1 (the same text), ignoring case, punctuation and spacing."""
-    return SequenceMatcher(None, _normalise(a), _normalise(b)).ratio()
-
-
-def _normalise(text: str) -> str:
-    return " ".join(re.sub(r"[^\w\s]", " ", text.casefold()).split())
+from tasks.rules import banned_words_used, brand_present, copy_text, cut_at_limit, similarity, within_limits
 
 
 def quality_report(copies: list[dict[str, Any]], failures: list[dict[str, Any]]) -> dict[str, Any]:
@@ -60,7 +21,7 @@ def quality_report(copies: list[dict[str, Any]], failures: list[dict[str, Any]])
         return {"copies": 0, "failures": len(failures)}
     groups: dict[tuple, list[str]] = defaultdict(list)
     for c in copies:
-        groups[(c["brief_id"], c["brief_hash"], c["channel"])].append(" ".join(c[f] for f in FIELDS))
+        groups[(c["brief_id"], c["brief_hash"], c["channel"])].append(copy_text(c))
     pairs = [similarity(a, b) for texts in groups.values() for a, b in combinations(texts, 2)]
     brand_ok = [
         c for c in copies if brand_present(c, c["brand"]) and not banned_words_used(c, c["banned_words"])
@@ -68,6 +29,10 @@ def quality_report(copies: list[dict[str, Any]], failures: list[dict[str, Any]])
     reasons: dict[str, int] = defaultdict(int)
     for f in failures:
         reasons[f["reason"].split(":")[0]] += 1
+    refused: dict[str, int] = defaultdict(int)
+    for c in copies:
+        for reason in json.loads(c.get("checks") or "{}").get("refused_samples", []):
+            refused[reason.split(":")[0]] += 1
     return {
         "copies": n,
         "within channel limits (%)": round(100 * sum(map(within_limits, copies)) / n, 1),
@@ -81,4 +46,5 @@ def quality_report(copies: list[dict[str, Any]], failures: list[dict[str, Any]])
         "retries per accepted copy": round(mean(c["attempts"] - 1 for c in copies), 2),
         "copy failures": len(failures),
         **{f"failures: {reason}": count for reason, count in sorted(reasons.items(), key=lambda r: -r[1])},
+        **{f"retries for: {reason}": count for reason, count in sorted(refused.items(), key=lambda r: -r[1])},
     }

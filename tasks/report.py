@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from html import escape
 from itertools import groupby
@@ -58,8 +59,23 @@ def _copy(asset: dict[str, Any], folder: Path) -> str:
     return (
         f"<div class='copy'><p><b>{escape(asset['channel'])}</b> · variant {asset['variant']}</p>"
         f"<h4>{escape(asset['headline'])}</h4><p>{escape(asset['body'])}</p>"
-        f"<p class='cta'>{escape(asset['cta'])}</p><div>{images}</div></div>"
+        f"<p class='cta'>{escape(asset['cta'])}</p><div>{images}</div>{_checks(asset)}</div>"
     )
+
+
+def _checks(asset: dict[str, Any]) -> str:
+    """The rules the copy was checked against, with their outcomes (older copies have none stored)."""
+    if not asset.get("checks"):
+        return ""
+    items = "".join(
+        f"<li>{escape(rule)}: {escape(outcome if isinstance(outcome, str) else '; '.join(outcome))}</li>"
+        for rule, outcome in json.loads(asset["checks"]).items()
+    )
+    similarity = (
+        "" if asset["similarity"] is None else f"; similarity to other variants {asset['similarity']:.2f}"
+    )
+    summary = f"checks · {asset['attempts']} attempt(s){similarity}"
+    return f"<details class='checks'><summary>{summary}</summary><ul>{items}</ul></details>"
 
 
 def _table(values: dict[str, Any]) -> str:

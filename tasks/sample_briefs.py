@@ -34,13 +34,19 @@ SAMPLE_BRIEFS = [
      "Two nights downtown, breakfast included", "inviting", ["display", "linkedin"], 2, 1),
 ]  # fmt: skip
 
+# Words some brands never want in their ads: the copy rules refuse any sample that uses them.
+BANNED_WORDS = {"nordbrew-01": ["cheap", "instant"], "ledgerly-01": ["free"], "bloomly-02": ["late"]}
+
 COLUMNS = ["brief_id", "campaign_id", "brand", "product", "audience", "key_message", "tone",
            "channels", "variants", "images_per_copy"]  # fmt: skip
 
 
 def write_sample_briefs(out: str | Path) -> int:
     """Write the sample briefs to a Parquet file; returns the number of briefs."""
-    table = pa.Table.from_pylist([dict(zip(COLUMNS, row, strict=True)) for row in SAMPLE_BRIEFS])
+    rows = [dict(zip(COLUMNS, row, strict=True)) for row in SAMPLE_BRIEFS]
+    table = pa.Table.from_pylist(
+        [r | {"banned_words": BANNED_WORDS.get(str(r["brief_id"]), [])} for r in rows]
+    )
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, out)
     return table.num_rows

@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.channels import CHANNELS, IMAGE_PROMPT_MAX, CopyFields, json_schema, rule_violations
-from tasks.copy import parse_copy
+from tasks.channels import CHANNELS, CTA_BUTTONS, IMAGE_PROMPT_MAX, CopyFields, rule_violations
+from tasks.rules import grammar_schema
 
 
 @pytest.mark.parametrize("channel", list(CHANNELS))
-def test_schema_limits_come_from_the_table(channel: str):
+def test_grammar_limits_come_from_the_table(channel: str):
+    """Each field may run one character past its limit, so that a cut shows as an overflow."""
     spec = CHANNELS[channel]
-    props = json_schema(channel)["properties"]
-    assert props["headline"]["maxLength"] == spec.headline_max
-    assert props["body"]["maxLength"] == spec.body_max
-    assert props["cta"]["maxLength"] == spec.cta_max
+    schema = grammar_schema(channel, 'Joe\'s "Best"')  # quotes: the brand is checked, not in the grammar
+    props = schema["properties"]
+    assert props["headline"]["maxLength"] == spec.headline_max + 1
+    assert props["body"]["maxLength"] == spec.body_max + 1
+    assert props["cta"]["enum"] == list(CTA_BUTTONS)
+    assert max(map(len, CTA_BUTTONS)) <= spec.cta_max
     assert props["image_prompt"]["maxLength"] == IMAGE_PROMPT_MAX
-    assert all(p["minLength"] == 1 for p in props.values())
+    assert schema["additionalProperties"] is False
+
+
+def test_grammar_starts_the_body_with_the_brand():
+    body = grammar_schema("display", "M&S Café")["properties"]["body"]
+    assert body["pattern"] == '^M\\x{26}S Café[^"\\\\\\n]{3,83}$'  # 91 - 8 characters of brand
+    assert "maxLength" not in body and "minLength" not in body  # xgrammar refuses pattern + length
 
 
 def test_documented_limits():
@@ -33,16 +42,3 @@ def test_rule_violations():
     broken = CopyFields(headline="Hi", body="two\nlines", cta="Go", image_prompt="a cup")
     assert rule_violations("x", broken) == ["body: line break not allowed on x"]
     assert rule_violations("email", broken) == []
-
-
-def test_parse_copy_reasons():
-    good = '{"headline": "Fast", "body": "Coffee now", "cta": "Buy", "image_prompt": "a mug"}'
-    fields, reason = parse_copy("display", good, "stop")
-    assert fields == {"headline": "Fast", "body": "Coffee now", "cta": "Buy", "image_prompt": "a mug"}
-    assert reason == ""
-    assert parse_copy("display", good, "length") == (None, "output cut off at max_tokens")
-    assert parse_copy("display", '{"headline": "x"', "stop")[1].startswith("output: Invalid JSON")
-    too_long = good.replace("Fast", "F" * 31)
-    assert parse_copy("display", too_long, "stop")[1] == "headline: String should have at most 30 characters"
-    empty = good.replace('"Buy"', '""')
-    assert parse_copy("display", empty, "stop")[1] == "cta: String should have at least 1 character"

@@ -55,7 +55,8 @@ def test_copy_is_valid_structured_output_within_limits(first_result):
         assert len(copy["cta"]) <= spec.cta_max
         assert rule_violations(copy["channel"], fields) == []
         assert json.loads(copy["prompt"])[1]["role"] == "user"
-        assert 1 <= copy["attempts"] <= 3 and copy["prompt_tokens"] > 0
+        assert 1 <= copy["attempts"] <= 6 and copy["prompt_tokens"] > 0
+        assert json.loads(copy["checks"])["channel_limits"] == "passed"
 
 
 def test_same_seeds_same_copy(llm, shared_settings, one_job_per_channel, first_result):

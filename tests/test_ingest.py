@@ -72,15 +72,25 @@ def test_copied_renamed_and_edited_files(run):
     assert (forced["copies"], forced["failures"]) == (0, 0)
 
 
-def test_file_with_failures_is_read_again(run):
+def test_file_with_engine_errors_is_read_again(run, monkeypatch: pytest.MonkeyPatch):
     run, drop, db = run
     write(drop / "tuesday.parquet", BRIEFS[:1])
-    # No prompt fits in 2048 - 1900 tokens: every copy fails before reaching the engine.
-    failed = run(max_tokens=1900)
+    monkeypatch.setenv("ADFORGE_FAULT", "raise:generate-copy:*")  # the engine fails every try
+    failed = run()
     assert failed["failures"] == 1 and failed["status"] == "completed_with_failures"
     assert scalar(db, "SELECT count(*) FROM ingested_files") == 0
-    retried = run(max_tokens=1900)
-    assert (retried["files_new"], retried["failures"]) == (1, 1)
-    # With other output settings the file is new again, and this time it is finished.
-    done = run()
-    assert (done["files_new"], done["copies"] + done["failures"]) == (1, 1)
+    monkeypatch.delenv("ADFORGE_FAULT")
+    retried = run()
+    assert (retried["files_new"], retried["copies"] + retried["failures"]) == (1, 1)
+    assert scalar(db, "SELECT count(*) FROM ingested_files") == 1
+
+
+def test_failures_that_would_recur_are_not_retried(run):
+    run, drop, db = run
+    write(drop / "tuesday.parquet", BRIEFS[:1])
+    # No prompt fits in 2048 - 1900 tokens: the copy fails before reaching the engine, every time.
+    failed = run(max_tokens=1900)
+    assert failed["failures"] == 1 and scalar(db, "SELECT count(*) FROM ingested_files") == 1
+    again = run(max_tokens=1900, incremental=False)  # reads the file again
+    assert (again["briefs_read"], again["failures"]) == (1, 0), "the failure is final for these settings"
+    assert "load_text_model_s" not in again

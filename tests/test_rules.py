@@ -1,0 +1,159 @@
+"""Copy rules: each one provoked by output or briefs made to break it, on crafted text and the real engine."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from itertools import combinations
+
+import pytest
+
+from flows.generate_campaigns import engine_options, sampling
+from flows.settings import Settings
+from tasks.briefs import normalise
+from tasks.copy import CopyJob, Sampling, generate_copy, get_engine, parse_copy, plan_copies
+from tasks.rules import banned_words_used, brand_in_grammar, copy_text, similarity
+
+GOOD = {"headline": "Cold brew in seconds", "body": "Nordbrew makes barista coffee at home.",
+        "cta": "Shop now", "image_prompt": "a glass of iced coffee"}  # fmt: skip
+
+
+def brief(**fields) -> dict:
+    base = {"brief_id": "b1", "brand": "Nordbrew", "product": "Cold brew concentrate",
+            "audience": "busy young professionals", "key_message": "Barista coffee at home in 30 seconds",
+            "channels": ["display"], "variants": 1}  # fmt: skip
+    return normalise(base | fields)
+
+
+def job(**fields) -> CopyJob:
+    return plan_copies([brief(**fields)], Sampling("m"))[0]
+
+
+def parse(output: dict, siblings: list[str] | None = None, finish: str = "stop", **fields):
+    return parse_copy(job(**fields), json.dumps(output), finish, siblings or [], Sampling("m"))
+
+
+def test_copy_passing_every_rule_keeps_its_check_results():
+    copy, reason = parse(GOOD | {"headline": " Cold brew in seconds "})
+    assert reason == "" and copy is not None
+    assert copy["headline"] == "Cold brew in seconds"  # whitespace is the one safe repair
+    assert copy["checks"] == {"channel_limits": "passed", "brand_named": "passed",
+                              "banned_words": "skipped: no banned words", "language": "passed",
+                              "distinct": "skipped: first variant", "whitespace": "trimmed"}  # fmt: skip
+    assert copy["similarity"] is None
+
+
+@pytest.mark.parametrize(
+    ("output", "fields", "reason"),
+    [
+        (GOOD | {"headline": "Cold brew for people who have no time at all"}, {},
+         "channel_limits: headline: String should have at most 30 characters"),
+        (GOOD | {"body": "Coffee #fast"}, {}, "channel_limits: 1 hashtags, display allows 0"),
+        (GOOD | {"body": "Nordbrew coffee\nat home."}, {},
+         "channel_limits: body: line break not allowed on display"),
+        (GOOD | {"body": "Barista coffee at home, fast."}, {}, "brand_named: Nordbrew not named"),
+        (GOOD | {"headline": "CHEAP cold brew"}, {"banned_words": ["cheap"]}, "banned_words: uses cheap"),
+        (GOOD | {"body": "Nordbrew macht Kaffee wie beim Barista, zu Hause und in dreißig Sekunden."}, {},
+         "language: reads as de, the brief asks for en"),
+    ],
+)  # fmt: skip
+def test_each_rule_refuses_the_output_that_breaks_it(output, fields, reason):
+    assert parse(output, **fields) == (None, reason)
+
+
+def test_a_field_over_its_limit_is_refused_even_by_one_character():
+    """The grammar lets a field run one past its limit: that is a cut, never stored."""
+    assert parse(GOOD | {"headline": "x" * 31})[1].startswith("channel_limits: headline")
+    assert parse(GOOD | {"headline": "Nordbrew " + "x" * 21})[1] == ""
+
+
+def test_near_duplicate_variants_are_refused_and_scored():
+    sibling = "Cold brew in seconds Nordbrew makes barista coffee at home. Shop now"
+    assert parse(GOOD, [sibling]) == (None, "distinct: 1.00 similar to another variant")
+    other = "Rain jackets for hikers PeakGear keeps you dry. Learn more"
+    copy, _ = parse(GOOD, [other])
+    assert copy is not None and copy["checks"]["distinct"] == "passed"
+    assert copy["similarity"] == similarity(copy_text(GOOD), other) < 0.8
+
+
+def test_languages_the_model_does_not_write_are_not_checked():
+    copy, reason = parse(GOOD, language="fr")
+    assert reason == "" and copy["checks"]["language"] == "skipped: the text model writes en, not fr"
+
+
+def test_unusable_output_is_refused_with_its_reason():
+    assert parse(GOOD, finish="length") == (None, "output cut off at max_tokens")
+    assert parse_copy(job(), '{"headline": "x"', "stop", [], Sampling("m"))[1].startswith(
+        "output: invalid JSON"
+    )
+
+
+def test_brands_the_grammar_cannot_hold_are_only_checked():
+    assert brand_in_grammar("M&S Café") and not brand_in_grammar('Joe\'s "Best" Bakery')
+    assert "Mention Joe's" in job(brand='Joe\'s "Best" Bakery').messages[1]["content"]
+
+
+# The real engine, given briefs that provoke each rule.
+
+
+@pytest.fixture(scope="module")
+def provoked(models_dir: str):
+    s = Settings(models_dir=models_dir)
+    rules = replace(sampling(s), max_similarity=0.35, languages="en,de")
+    briefs = [
+        brief(brief_id="banned", banned_words=["the", "and", "your", "coffee"], channels=["facebook"]),
+        brief(brief_id="variants", channels=["linkedin"], variants=3),
+        brief(brief_id="german", language="de", channels=["email"]),
+        brief(brief_id="odd-brand", brand='M&S "Café" (Nº1)', channels=["x"]),
+        brief(brief_id="odd-grammar-brand", brand="M&S Café (Nº1)", channels=["x"]),
+    ]
+    get_engine(engine_options(s))
+    return generate_copy.fn(plan_copies(briefs, rules), engine_options(s), rules), rules
+
+
+def refusals(result, brief_id: str) -> list[str]:
+    reasons = [f["reason"] for f in result.failures if f["brief_id"] == brief_id]
+    for c in result.copies:
+        if c["brief_id"] == brief_id:
+            reasons += json.loads(c["checks"]).get("refused_samples", [])
+    return reasons
+
+
+def stored(result, brief_id: str) -> list[dict]:
+    return [c for c in result.copies if c["brief_id"] == brief_id]
+
+
+def test_engine_copy_never_uses_a_banned_word(provoked):
+    result, _ = provoked
+    banned = ["the", "and", "your", "coffee"]
+    assert all(not banned_words_used(c, banned) for c in stored(result, "banned"))
+    assert any(r.startswith("banned_words: uses") for r in refusals(result, "banned"))
+
+
+def test_engine_variants_are_distinct(provoked):
+    result, rules = provoked
+    texts = [" ".join(c[f] for f in ("headline", "body", "cta")) for c in stored(result, "variants")]
+    assert all(similarity(a, b) <= rules.max_similarity for a, b in combinations(texts, 2))
+    scores = [c["similarity"] for c in stored(result, "variants")]
+    assert scores.count(None) <= 1 and all(s is None or s <= rules.max_similarity for s in scores)
+    assert any(r.startswith("distinct:") for r in refusals(result, "variants"))
+
+
+def test_engine_copy_in_the_wrong_language_is_refused(provoked):
+    result, _ = provoked  # the offline model writes English for a German brief
+    assert stored(result, "german") == []
+    assert any(r.startswith("language: reads as") for r in refusals(result, "german")), refusals(
+        result, "german"
+    )
+
+
+def test_engine_copy_names_the_brand(provoked):
+    result, _ = provoked
+    for brief_id, brand in [("odd-brand", 'M&S "Café" (Nº1)'), ("odd-grammar-brand", "M&S Café (Nº1)")]:
+        for c in stored(result, brief_id):
+            assert brand.casefold() in f"{c['headline']} {c['body']}".casefold()
+    grammar = stored(result, "odd-grammar-brand")
+    assert grammar and grammar[0]["body"].startswith("M&S Café (Nº1)")
+    for c in result.copies:
+        assert all(v == "passed" or v.startswith("skipped") or v == "trimmed"
+                   for k, v in json.loads(c["checks"]).items() if k != "refused_samples")  # fmt: skip
