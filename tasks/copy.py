@@ -6,7 +6,7 @@ import json
 import logging
 import os
 import threading
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -16,7 +16,7 @@ from prefect.cache_policies import NO_CACHE
 from storage.faults import fault_point
 from tasks.ids import derive_seed, make_id
 from tasks.prompts import copy_messages
-from tasks.rules import BrandRules, check_copy, copy_text, grammar_schema, max_sibling_similarity
+from tasks.rules import BrandRules, check_copy, copy_text, grammar_schema
 
 if TYPE_CHECKING:
     from vllm import LLM
@@ -149,12 +149,14 @@ def parse_copy(
     fields = {f: raw[f] for f in FIELDS}
     languages = frozenset(sampling.languages.split(","))
     # Limits are checked on the text as written: a field that ran past its limit was cut, not finished.
-    checks, reason = check_copy(fields, job.channel, job.rules, languages, siblings, sampling.max_similarity)
+    checks, reason, score = check_copy(
+        fields, job.channel, job.rules, languages, siblings, sampling.max_similarity
+    )
     if reason:
         return None, reason
     trimmed = {f: v.strip() for f, v in fields.items()}  # the one repair that is always safe
     checks["whitespace"] = "trimmed" if trimmed != fields else "passed"
-    return {**trimmed, "checks": checks, "similarity": max_sibling_similarity(trimmed, siblings)}, ""
+    return {**trimmed, "checks": checks, "similarity": score}, ""
 
 
 def seed_for(job: CopyJob, attempt: int) -> int:
@@ -228,8 +230,17 @@ def generate_copy(jobs: list[CopyJob], engine: EngineOptions, sampling: Sampling
                 }
             )
         pending = retry
-    result.failures += [failure(job, job.reasons[-1], len(job.reasons)) for job in pending]
+    result.failures += [failure(job, refusal(job.reasons), len(job.reasons)) for job in pending]
     return result
+
+
+def refusal(reasons: list[str]) -> str:
+    """The last sample's reason, and how many samples each rule refused when there were several."""
+    if len(reasons) == 1:
+        return reasons[0]
+    kinds = Counter(r.split(":")[0] for r in reasons)
+    counts = ", ".join(f"{kind} ×{n}" for kind, n in kinds.items())
+    return f"{reasons[-1]} (all {len(reasons)} samples refused: {counts})"
 
 
 def failure(job: CopyJob, reason: str, attempts: int) -> dict[str, Any]:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
-from itertools import combinations
 
 import pytest
 
@@ -99,7 +99,8 @@ def test_brands_the_grammar_cannot_hold_are_only_checked():
 @pytest.fixture(scope="module")
 def provoked(models_dir: str):
     s = Settings(models_dir=models_dir)
-    rules = replace(sampling(s), max_similarity=0.35, languages="en,de")
+    # No two variants can be this unalike: every variant after the first is refused as too similar.
+    rules = replace(sampling(s), max_similarity=0.0, languages="en,de")
     briefs = [
         brief(brief_id="banned", banned_words=["the", "and", "your", "coffee"], channels=["facebook"]),
         brief(brief_id="variants", channels=["linkedin"], variants=3),
@@ -111,12 +112,13 @@ def provoked(models_dir: str):
     return generate_copy.fn(plan_copies(briefs, rules), engine_options(s), rules), rules
 
 
-def refusals(result, brief_id: str) -> list[str]:
+def refusals(result, brief_id: str) -> set[str]:
+    """Which rules refused a sample of this brief: from stored copies' checks and failures' reasons."""
     reasons = [f["reason"] for f in result.failures if f["brief_id"] == brief_id]
     for c in result.copies:
         if c["brief_id"] == brief_id:
             reasons += json.loads(c["checks"]).get("refused_samples", [])
-    return reasons
+    return {r.split(":")[0] for r in reasons} | {k for r in reasons for k in re.findall(r"(\w+) ×\d+", r)}
 
 
 def stored(result, brief_id: str) -> list[dict]:
@@ -127,24 +129,20 @@ def test_engine_copy_never_uses_a_banned_word(provoked):
     result, _ = provoked
     banned = ["the", "and", "your", "coffee"]
     assert all(not banned_words_used(c, banned) for c in stored(result, "banned"))
-    assert any(r.startswith("banned_words: uses") for r in refusals(result, "banned"))
+    assert "banned_words" in refusals(result, "banned")
 
 
 def test_engine_variants_are_distinct(provoked):
-    result, rules = provoked
-    texts = [" ".join(c[f] for f in ("headline", "body", "cta")) for c in stored(result, "variants")]
-    assert all(similarity(a, b) <= rules.max_similarity for a, b in combinations(texts, 2))
-    scores = [c["similarity"] for c in stored(result, "variants")]
-    assert scores.count(None) <= 1 and all(s is None or s <= rules.max_similarity for s in scores)
-    assert any(r.startswith("distinct:") for r in refusals(result, "variants"))
+    result, _ = provoked
+    variants = stored(result, "variants")
+    assert len(variants) <= 1 and all(c["similarity"] is None for c in variants)
+    assert "distinct" in refusals(result, "variants")
 
 
 def test_engine_copy_in_the_wrong_language_is_refused(provoked):
     result, _ = provoked  # the offline model writes English for a German brief
     assert stored(result, "german") == []
-    assert any(r.startswith("language: reads as") for r in refusals(result, "german")), refusals(
-        result, "german"
-    )
+    assert "language" in refusals(result, "german")
 
 
 def test_engine_copy_names_the_brand(provoked):
