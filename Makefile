@@ -7,7 +7,7 @@ BRIEFS := data/sample_briefs.parquet
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: test demo install models lint clean
+.PHONY: test demo bench bench-full install models lint clean
 
 test: install models lint
 	$(BIN)/pytest
@@ -16,6 +16,13 @@ demo: install models
 	$(BIN)/adforge sample-briefs $(BRIEFS)
 	$(BIN)/adforge run $(BRIEFS)
 	$(BIN)/adforge query "select channel, count(*) as copies from copies group by 1 order by 1"
+
+# Benchmarks: bench/RESULTS.md and bench/results/*.json. Quick mode takes about 15 minutes on 2 cores.
+bench: install models
+	$(BIN)/python -m bench.run
+
+bench-full: install models
+	$(BIN)/python -m bench.run --full
 
 install: $(STAMP)
 

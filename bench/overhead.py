@@ -1,0 +1,197 @@
+"""What the pipeline costs besides the models.
+
+1. Orchestration: the whole flow (Prefect tasks, validation, prompt building, rule checks, DuckDB
+   writes) at several brief counts × 3 variants, with the text model replaced by NoopLLM, a labelled
+   no-op generator that answers every prompt with fixed valid copy. Used for this measurement only.
+2. DuckDB writes: copy rows through the storage layer vs a bare INSERT … SELECT from the same Arrow table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from bench.common import save, timed
+
+CHANNELS = ["instagram", "facebook", "linkedin", "x", "google_search", "email", "display"]
+LINES = [
+    "makes mornings easy.",
+    "is built for people on the move.",
+    "keeps every promise it makes.",
+    "turns a small habit into a daily win.",
+    "was made with care by a small team.",
+]
+
+
+class NoopTokenizer:
+    def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=True) -> str:
+        return "\n".join(m["content"] for m in messages)
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        return [0] * (len(text) // 4)
+
+
+class NoopLLM:
+    """NO-OP GENERATOR (benchmark only): returns valid copy for every prompt without running a model."""
+
+    def get_tokenizer(self) -> NoopTokenizer:
+        return NoopTokenizer()
+
+    def chat(self, conversations, sampling_params, use_tqdm=False) -> list:
+        outputs = []
+        for messages in conversations:
+            user = messages[1]["content"]
+            brand = next(line[7:] for line in user.splitlines() if line.startswith("Brand: "))
+            variant = int(user.split("This is variant ")[1].split()[0])
+            text = json.dumps(
+                {
+                    "headline": f"{brand} {variant}"[:25],
+                    "body": f"{brand} {LINES[variant % 5]}",
+                    "cta": "Shop now",
+                    "image_prompt": "a product on a table",
+                }
+            )
+            completion = SimpleNamespace(text=text, token_ids=[0] * 40, finish_reason="stop")
+            outputs.append(SimpleNamespace(outputs=[completion], prompt_token_ids=[0] * 200))
+        return outputs
+
+
+def write_briefs(path: Path, n: int) -> None:
+    rows = [
+        {
+            "brief_id": f"b{i:06d}",
+            "brand": f"Brand{i % 97}",
+            "product": "Cold brew concentrate",
+            "audience": "busy professionals",
+            "key_message": f"Barista coffee at home, offer {i}",
+            "channels": [CHANNELS[i % len(CHANNELS)]],
+            "variants": 3,
+            "images_per_copy": 0,
+        }
+        for i in range(n)
+    ]
+    pq.write_table(pa.Table.from_pylist(rows), path)
+
+
+def orchestration(n: int, folder: Path) -> dict:
+    import flows.generate_campaigns as flow_module
+    import tasks.copy
+
+    noop = NoopLLM()
+    flow_module.get_engine = tasks.copy.get_engine = lambda options: noop  # the no-op generator
+    briefs = folder / f"briefs-{n}.parquet"
+    write_briefs(briefs, n)
+    settings = {
+        "db": str(folder / f"adforge-{n}.duckdb"),
+        "artifacts": str(folder / "artifacts"),
+        "quiet": True,
+    }
+    summary = flow_module.generate_campaigns([str(briefs)], settings)
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from storage.db import Store
+
+    flow_run_id = Store(settings["db"]).fetch("SELECT flow_run_id FROM runs")[0]["flow_run_id"]
+    with get_client(sync_client=True) as client:
+        tasks_made = len(
+            client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+        )
+    return {
+        "briefs": n,
+        "copies": summary["copies"],
+        "failures": summary["failures"],
+        "wall_s": summary["wall_s"],
+        "briefs_per_s": round(n / summary["wall_s"], 1),
+        "ms_per_brief": round(1000 * summary["wall_s"] / n, 3),
+        "prefect_task_runs": tasks_made,
+    }
+
+
+def duckdb_writes(rows: int, folder: Path) -> dict:
+    import duckdb
+
+    from storage.db import Store
+
+    copies = pa.Table.from_pylist(
+        [
+            {
+                "copy_id": f"copy-{i:08d}",
+                "run_id": "run-1",
+                "brief_id": f"b{i // 3}",
+                "brief_hash": f"h{i // 3}",
+                "channel": "instagram",
+                "variant": i % 3 + 1,
+                "headline": "Nordbrew cold brew",
+                "body": "Nordbrew makes barista coffee at home in thirty seconds. " * 3,
+                "cta": "Shop now",
+                "image_prompt": "a glass of iced coffee on a table",
+                "attempts": 1,
+                "seed": i,
+                "text_model": "m",
+                "sampling": "{}",
+                "prompt": "[]",
+                "prompt_tokens": 200,
+                "output_tokens": 80,
+                "checks": '{"channel_limits": "passed"}',
+                "similarity": 0.3,
+            }
+            for i in range(rows)
+        ]
+    )
+    store = Store(folder / "layer.duckdb")
+    with timed() as layer:
+        store.write({"copies": copies})
+    Store(folder / "bare.duckdb")  # same schema
+    con = duckdb.connect(str(folder / "bare.duckdb"))
+    columns = ", ".join(copies.column_names)
+    with timed() as bare:
+        con.register("copies_arrow", copies)
+        con.execute(f"INSERT INTO copies ({columns}) SELECT {columns} FROM copies_arrow")
+    con.close()
+    return {
+        "rows": rows,
+        "storage_layer_rows_per_s": round(rows / layer["s"]),
+        "bare_rows_per_s": round(rows / bare["s"]),
+        "ratio": round(bare["s"] / layer["s"], 3),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--sizes", default="100,1000", help="brief counts, comma-separated (full: 100,1000,10000)"
+    )
+    parser.add_argument("--rows", type=int, default=30000, help="copy rows for the DuckDB write comparison")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        sizes = [orchestration(int(n), folder) for n in args.sizes.split(",")]
+        writes = duckdb_writes(args.rows, folder)
+    per_brief = {s["briefs"]: s["ms_per_brief"] for s in sizes}
+    largest = max(per_brief)
+    ratios = {"duckdb storage layer / bare": writes["ratio"]}
+    if 1000 in per_brief and largest > 1000:
+        ratios[f"ms per brief {largest} / 1000"] = round(per_brief[largest] / per_brief[1000], 2)
+    save(
+        "overhead",
+        {
+            "orchestration": sizes,
+            "duckdb_writes": writes,
+            "ratios": ratios,
+            "targets": {
+                "briefs/s at the largest size": ">= 1000",
+                "ms per brief 10000 / 1000": "<= 1.2",
+                "duckdb storage layer / bare": ">= 0.8",
+            },
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()

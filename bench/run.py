@@ -1,0 +1,72 @@
+"""Run the benchmarks, each in its own process, and write bench/RESULTS.md from their JSON results.
+
+Quick mode (default, under 15 minutes on 2 CPU cores) uses fewer requests and sizes; --full uses the
+sizes the targets are stated for. Model choice follows the usual settings (adforge.toml, ADFORGE_*),
+so the same suite measures bigger models on a GPU."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.common import RESULTS
+
+HERE = Path(__file__).parent
+QUICK = {
+    "copy_stage": ["--requests", "64", "--single", "8"],
+    "image_stage": ["--images", "64"],
+    "overhead": ["--sizes", "100,1000", "--rows", "30000"],
+    "end_to_end": [],
+    "engine_start": [],
+}
+FULL = QUICK | {
+    "copy_stage": ["--requests", "228", "--single", "32"],
+    "image_stage": ["--images", "256"],
+    "overhead": ["--sizes", "100,1000,10000", "--rows", "100000"],
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--full", action="store_true", help="the full sizes (takes about an hour here)")
+    parser.add_argument("--only", help="comma-separated benchmarks to run (default: all)")
+    args = parser.parse_args()
+    plan = FULL if args.full else QUICK
+    names = args.only.split(",") if args.only else list(plan)
+    for name in names:
+        started = time.perf_counter()
+        print(f"== {name}", flush=True)
+        subprocess.run([sys.executable, "-m", f"bench.{name}", *plan[name]], check=True)
+        print(f"== {name}: {time.perf_counter() - started:.0f} s", flush=True)
+    (HERE / "RESULTS.md").write_text(render("full" if args.full else "quick"))
+    print(f"wrote {HERE / 'RESULTS.md'}")
+
+
+def render(mode: str) -> str:
+    results = {p.stem: json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))}
+    machine = next(iter(results.values()))["machine"] if results else {}
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Written by `make bench` ({mode} mode). Machine: {machine.get('cpu')}, "
+        f"{machine.get('cores')} cores, "
+        f"{machine.get('memory_gib')} GiB, GPU: {machine.get('gpu') or 'none'}.",
+        "",
+        "| benchmark | ratio | measured | target |",
+        "|---|---|---|---|",
+    ]
+    for name, result in results.items():
+        for ratio, value in result.get("ratios", {}).items():
+            lines.append(f"| {name} | {ratio} | {value} | {result.get('targets', {}).get(ratio, '')} |")
+    for name, result in results.items():
+        details = {k: v for k, v in result.items() if k not in ("machine", "ratios", "targets")}
+        lines += ["", f"## {name}", "", "```json", json.dumps(details, indent=2), "```"]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
