@@ -90,7 +90,7 @@ def copy_chunks(jobs: list[CopyJob], size: int) -> list[list[CopyJob]]:
         if not parts or len(parts[-1]) + len(members) > size:
             parts.append([])
         parts[-1].extend(members)
-    return [p for p in parts if p]
+    return parts
 
 
 @flow(name="generate_campaigns", log_prints=True)

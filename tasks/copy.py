@@ -14,6 +14,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from storage.faults import fault_point
+from tasks.channels import CopyFields
 from tasks.ids import derive_seed, make_id
 from tasks.prompts import copy_messages
 from tasks.rules import BrandRules, check_copy, copy_text, grammar_schema
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from vllm import LLM
 
 logger = logging.getLogger(__name__)
-FIELDS = ("headline", "body", "cta", "image_prompt")
+FIELDS = tuple(CopyFields.model_fields)  # headline, body, cta, image_prompt
 
 
 @dataclass(frozen=True)

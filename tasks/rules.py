@@ -17,7 +17,7 @@ from typing import Any
 import py3langid as langid
 from pydantic import ValidationError
 
-from tasks.channels import CHANNELS, CTA_BUTTONS, copy_model, rule_violations
+from tasks.channels import CHANNELS, CTA_BUTTONS, CopyFields, copy_model, rule_violations
 
 FIELDS = ("headline", "body", "cta")
 MIN_LANGUAGE_LETTERS = 20  # shorter text is too little to tell its language
@@ -142,7 +142,7 @@ def max_sibling_similarity(fields: dict[str, Any], siblings: list[str]) -> float
 
 def within_limits(copy: dict[str, Any]) -> bool:
     """The copy fits its channel: field lengths, hashtags, line breaks."""
-    return _limits({k: copy[k] for k in (*FIELDS, "image_prompt")}, copy["channel"]) == "passed"
+    return _limits({k: copy[k] for k in CopyFields.model_fields}, copy["channel"]) == "passed"
 
 
 def cut_at_limit(copy: dict[str, Any]) -> list[str]:
