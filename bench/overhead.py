@@ -147,18 +147,31 @@ def duckdb_writes(rows: int, folder: Path) -> dict:
     store = Store(folder / "layer.duckdb")
     with timed() as layer:
         store.write({"copies": copies})
-    Store(folder / "bare.duckdb")  # same schema
-    con = duckdb.connect(str(folder / "bare.duckdb"))
     columns = ", ".join(copies.column_names)
-    with timed() as bare:
+
+    def bare_insert(con: duckdb.DuckDBPyConnection) -> None:
         con.register("copies_arrow", copies)
         con.execute(f"INSERT INTO copies ({columns}) SELECT {columns} FROM copies_arrow")
+
+    # Like the storage layer, the bare write opens the file and closes it (which checkpoints); the
+    # insert alone, into a connection held open, is reported beside it.
+    for name in ("bare", "held"):
+        Store(folder / f"{name}.duckdb")  # same schema, same keys
+    with timed() as bare:
+        con = duckdb.connect(str(folder / "bare.duckdb"))
+        bare_insert(con)
+        con.close()
+    con = duckdb.connect(str(folder / "held.duckdb"))
+    with timed() as held:
+        bare_insert(con)
     con.close()
     return {
         "rows": rows,
         "storage_layer_rows_per_s": round(rows / layer["s"]),
         "bare_rows_per_s": round(rows / bare["s"]),
+        "bare_insert_only_rows_per_s": round(rows / held["s"]),
         "ratio": round(bare["s"] / layer["s"], 3),
+        "ratio_to_insert_only": round(held["s"] / layer["s"], 3),
     }
 
 
@@ -175,7 +188,11 @@ def main() -> None:
         writes = duckdb_writes(args.rows, folder)
     per_brief = {s["briefs"]: s["ms_per_brief"] for s in sizes}
     largest = max(per_brief)
-    ratios = {"duckdb storage layer / bare": writes["ratio"]}
+    ratios = {
+        "duckdb storage layer / bare": writes["ratio"],
+        "duckdb storage layer / bare insert only": writes["ratio_to_insert_only"],
+        f"briefs/s at {largest}": round(1000 / per_brief[largest], 1),
+    }
     if 1000 in per_brief and largest > 1000:
         ratios[f"ms per brief {largest} / 1000"] = round(per_brief[largest] / per_brief[1000], 2)
     save(
@@ -185,7 +202,7 @@ def main() -> None:
             "duckdb_writes": writes,
             "ratios": ratios,
             "targets": {
-                "briefs/s at the largest size": ">= 1000",
+                f"briefs/s at {largest}": ">= 1000 (stated at 10000)",
                 "ms per brief 10000 / 1000": "<= 1.2",
                 "duckdb storage layer / bare": ">= 0.8",
             },

@@ -17,6 +17,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from flows.dashboard import publish
+from flows.executor import Executor, executor
 from flows.progress import Progress
 from flows.settings import Settings, load_settings
 from storage.artifacts import ArtifactError, ArtifactStore
@@ -53,6 +54,7 @@ def engine_options(s: Settings) -> EngineOptions:
         s.text_model_path(), s.max_model_len, s.max_num_seqs, s.enforce_eager, s.dtype,
         s.chunked_prefill, s.max_num_batched_tokens, s.engine_in_process,
         s.kv_cache_gb, s.gpu_memory_utilization, s.tensor_parallel_size, s.structured_output_backend,
+        s.pipeline_parallel_size,
     )  # fmt: skip
 
 
@@ -119,7 +121,8 @@ def generate_campaigns(briefs: list[str], settings: dict[str, Any] | None = None
     for old in interrupted:
         logger.warning(f"run {old} was interrupted; this run completes its work")
     try:
-        counts, seconds = _run_stages(s, store, run_id, briefs, logger)
+        with executor(s) as ex:
+            counts, seconds = _run_stages(s, ex, store, run_id, briefs, logger)
     except BaseException as e:
         store.finish_run(run_id, status="failed", finished_at=datetime.now(UTC), error=str(e))
         raise
@@ -154,7 +157,7 @@ def write_report(store: Store, artifacts: ArtifactStore, summary: dict[str, Any]
 
 
 def _run_stages(
-    s: Settings, store: Store, run_id: str, paths: list[str], logger: Any
+    s: Settings, ex: Executor, store: Store, run_id: str, paths: list[str], logger: Any
 ) -> tuple[dict[str, Any], dict[str, float]]:
     """Run read, copy and image stages; returns the run's counts and seconds per stage."""
     stage_rows: list[dict[str, Any]] = []
@@ -189,7 +192,7 @@ def _run_stages(
     )
     record("read", reading, len(read.briefs) + len(read.rejected))
 
-    # 2. Copy: only the variants not already stored; one task per chunk, one engine for all.
+    # 2. Copy: only the variants not already stored; one task per chunk, one engine per process.
     engine, copy_settings = engine_options(s), sampling(s)
     jobs = plan_copies(read.briefs, copy_settings)
     done = store.existing("copies", "copy_id", [j.copy_id for j in jobs])
@@ -209,24 +212,27 @@ def _run_stages(
         f"copy: {len(jobs)} variants planned, {len(done)} already stored, {len(given_up)} failed for good, "
         f"{len(todo)} to write"
     )
-    if todo:  # load outside the chunk loop so that its time is not counted as generation
+    if todo and not ex.remote:  # load outside the chunk loop so that its time is not counted as generation
         loading = Progress("load text model", 1, logger)
         get_engine(engine)
         loading.update(1)
         record("load_text_model", loading, 1)
     writing = Progress("copy", len(todo), logger)
     tokens = copies = failures = 0
+    loads: list[float] = []  # engine starts in other processes (Ray workers)
     failed_briefs: set[str] = set()
     parts = copy_chunks(todo, s.copy_chunk_size)
-    for i, part in enumerate(parts, 1):
-        try:
-            result = generate_copy.with_options(task_run_name=f"generate-copy[chunk {i}/{len(parts)}]")(
-                part, engine, copy_settings
-            )
-        except Exception as e:
-            logger.error(f"copy chunk {i} failed after retries: {e}")
+    calls = [
+        (f"generate-copy[chunk {i}/{len(parts)}]",
+         {"jobs": part, "engine": engine, "sampling": copy_settings})
+        for i, part in enumerate(parts, 1)
+    ]  # fmt: skip
+    outcomes = ex.run(generate_copy, calls, s.ray_gpus_per_copy_task)
+    for i, (part, (result, error)) in enumerate(zip(parts, outcomes, strict=True), 1):
+        if error is not None:
+            logger.error(f"copy chunk {i} failed after retries: {error}")
             tries = 1 + (generate_copy.retries or 0)
-            result = CopyResult(failures=[failure(j, f"{ENGINE_ERROR}: {e}", tries) for j in part])
+            result = CopyResult(failures=[failure(j, f"{ENGINE_ERROR}: {error}", tries) for j in part])
         added = store.write(
             {
                 "copies": [{**c, "run_id": run_id} for c in result.copies],
@@ -235,11 +241,18 @@ def _run_stages(
         )
         fault_point("copy-written")
         tokens += result.output_tokens
+        if ex.remote and result.load_s is not None:
+            loads.append(result.load_s)
         copies += added["copies"]
         failures += len(result.failures)
         failed_briefs.update(f["brief_id"] for f in result.failures if retried_later(f))
         writing.update(len(part), f"{tokens / max(writing.seconds, 1e-9):.0f} tok/s")
     record("copy", writing, copies, tokens)
+    if loads:  # engine starts inside the copy tasks: counted there too, recorded here for the split
+        stage_rows.append(
+            {"run_id": run_id, "stage": "load_text_model", "started_at": datetime.now(UTC),
+             "seconds": sum(loads), "items": len(loads), "output_tokens": None}
+        )  # fmt: skip
 
     # 3. Images for every stored copy of these briefs that still lacks them.
     options = image_options(s)
@@ -257,6 +270,7 @@ def _run_stages(
     artifacts = ArtifactStore(s.artifacts)
     if todo_images:
         artifacts.check_writable("images")
+    if todo_images and not ex.remote:
         loading = Progress("load image model", 1, logger)
         get_pipeline(s.image_model_path(), resolve_device(s.device))
         loading.update(1)
@@ -264,23 +278,21 @@ def _run_stages(
     drawing = Progress("images", len(todo_images), logger)
     images = 0
     batches = chunks(todo_images, s.image_batch_size)
-    for i, batch in enumerate(batches, 1):
-        try:
-            rows = generate_images.with_options(task_run_name=f"generate-images[batch {i}/{len(batches)}]")(
-                batch, options, s.image_model_path(), s.device, artifacts
-            )
-        except ArtifactError:
-            raise  # a full disk or a read-only folder fails every later batch too: stop the run
-        except Exception as e:
-            logger.error(f"image batch {i} failed after retries: {e}")
+    image_calls = [
+        (f"generate-images[batch {i}/{len(batches)}]",
+         {"jobs": batch, "options": options, "path": s.image_model_path(), "device": s.device,
+          "artifacts": artifacts})
+        for i, batch in enumerate(batches, 1)
+    ]  # fmt: skip
+    image_outcomes = ex.run(generate_images, image_calls, s.ray_gpus_per_image_task)
+    for i, (batch, (rows, error)) in enumerate(zip(batches, image_outcomes, strict=True), 1):
+        if isinstance(error, ArtifactError):
+            raise error  # a full disk or a read-only folder fails every later batch too: stop the run
+        if error is not None:
+            logger.error(f"image batch {i} failed after retries: {error}")
             tries = 1 + (generate_images.retries or 0)
-            store.write(
-                {
-                    "failures": [
-                        {**image_failure(j, f"{ENGINE_ERROR}: {e}", tries), "run_id": run_id} for j in batch
-                    ]
-                }
-            )
+            reason = f"{ENGINE_ERROR}: {error}"
+            store.write({"failures": [{**image_failure(j, reason, tries), "run_id": run_id} for j in batch]})
             failures += len(batch)
             failed_briefs.update(j.brief_id for j in batch)
             rows = []

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, cast
@@ -42,6 +43,7 @@ class EngineOptions:
     gpu_memory_utilization: float = 0.6
     tensor_parallel_size: int = 1
     structured_output_backend: str = "guidance"
+    pipeline_parallel_size: int = 1
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ class CopyResult:
     copies: list[dict[str, Any]] = field(default_factory=list)
     failures: list[dict[str, Any]] = field(default_factory=list)
     output_tokens: int = 0
+    load_s: float | None = None  # seconds this task spent starting the engine, if it had to
 
 
 _engines: dict[EngineOptions, LLM] = {}
@@ -98,6 +101,7 @@ def get_engine(options: EngineOptions) -> LLM:
             from vllm import LLM
 
             logger.info("starting vLLM engine for %s", options.model)
+            world = options.tensor_parallel_size * options.pipeline_parallel_size
             _engines[options] = LLM(
                 model=options.model,
                 max_model_len=options.max_model_len,
@@ -109,10 +113,23 @@ def get_engine(options: EngineOptions) -> LLM:
                 max_num_batched_tokens=max(options.max_num_batched_tokens, options.max_model_len),
                 gpu_memory_utilization=options.gpu_memory_utilization,
                 tensor_parallel_size=options.tensor_parallel_size,
+                pipeline_parallel_size=options.pipeline_parallel_size,
+                # Several GPUs: worker processes on the GPUs this process holds (in a Ray task, those
+                # Ray assigned to it), never Ray actors of vLLM's own.
+                distributed_executor_backend="mp" if world > 1 else None,
                 structured_outputs_config={"backend": options.structured_output_backend},
                 seed=0,
             )
         return _engines[options]
+
+
+def drop_engine(options: EngineOptions) -> None:
+    with _engines_lock:
+        _engines.pop(options, None)
+
+
+def engine_loaded(options: EngineOptions) -> bool:
+    return options in _engines
 
 
 def plan_copies(briefs: list[dict[str, Any]], sampling: Sampling) -> list[CopyJob]:
@@ -170,8 +187,13 @@ def generate_copy(jobs: list[CopyJob], engine: EngineOptions, sampling: Sampling
     from vllm import SamplingParams
     from vllm.sampling_params import StructuredOutputsParams
 
-    llm = get_engine(engine)
     result = CopyResult()
+    # Module state only through functions: Ray ships this task's own globals by value.
+    if not engine_loaded(engine):
+        started = time.perf_counter()
+        get_engine(engine)
+        result.load_s = time.perf_counter() - started
+    llm = get_engine(engine)
     pending = _fit_context(llm, jobs, engine.max_model_len - sampling.max_tokens, result)
     # Accepted variants per brief and channel, in the order accepted: what a new variant must differ from.
     accepted: dict[tuple[str, str], list[str]] = defaultdict(list)
@@ -196,8 +218,7 @@ def generate_copy(jobs: list[CopyJob], engine: EngineOptions, sampling: Sampling
             outputs = llm.chat([job.messages for job in pending], sampling_params=params, use_tqdm=False)
         except Exception:
             # A dead engine stays dead: drop it so that the task's retry starts a fresh one.
-            with _engines_lock:
-                _engines.pop(engine, None)
+            drop_engine(engine)
             raise
         retry = []
         for job, out in zip(pending, outputs, strict=True):

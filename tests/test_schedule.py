@@ -185,7 +185,7 @@ def test_schedule_section_of_readme(shell: Shell):
     for line in pool_block:
         if "worker start" not in line:  # the worker is long-running; the deployments are what is checked
             shell.run(line.replace(".venv/bin/", f"{ROOT}/.venv/bin/"), cwd=ROOT)
-    for name in ("adforge-nightly", "adforge-on-demand"):
+    for name in ("adforge-nightly", "adforge-on-demand", "adforge-nightly-ray"):
         d = shell.api("GET", f"/deployments/name/generate_campaigns/{name}")
         assert d["work_pool_name"] == "adforge"
     print(f"server, serve and two triggered runs: {served:.0f} s")
