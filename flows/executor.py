@@ -60,7 +60,8 @@ class Ray:
         from prefect_ray.context import remote_options
 
         with remote_options(num_cpus=self.cpus, num_gpus=gpus, max_calls=0):
-            futures = [self.runner.submit(task.with_options(task_run_name=n), unvisited(p)) for n, p in calls]
+            # Not quote()d: prefect-ray's own walk of the parameters turns the annotation into a tuple.
+            futures = [self.runner.submit(task.with_options(task_run_name=n), p) for n, p in calls]
         for future in futures:
             try:
                 yield future.result(), None
