@@ -85,11 +85,11 @@ def cmd_query(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config)
     try:
-        result = query(args.db or settings.db, args.sql, settings.db_wait_s)
-        if result is not None and args.format == "table":
-            result.show(max_rows=args.max_rows, max_width=10_000)
-        elif result is not None:
-            write_result(result.to_arrow_table(), args.format, args.out)
+        with query(args.db or settings.db, args.sql, settings.db_wait_s) as result:
+            if result is not None and args.format == "table":
+                result.show(max_rows=args.max_rows, max_width=10_000)
+            elif result is not None:
+                write_result(result.to_arrow_table(), args.format, args.out)
     except (duckdb.Error, FileNotFoundError, DatabaseBusy, OSError) as e:
         return error(e, 1)
     return 0

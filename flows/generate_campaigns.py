@@ -102,7 +102,7 @@ def generate_campaigns(briefs: list[str], settings: dict[str, Any] | None = None
     logger = get_run_logger()
     # The tasks' own lines (engine start, model loading) reach the dashboard (PREFECT_LOGGING_EXTRA_LOGGERS).
     logging.getLogger("tasks").setLevel(logging.WARNING if s.quiet else logging.INFO)
-    store = Store(s.db, s.db_wait_s)
+    store = Store(s.db, s.db_wait_s, s.lake_data)
     run_id = new_run_id()
     started = time.perf_counter()
     interrupted = store.start_run(

@@ -16,6 +16,9 @@ def setting(default: Any, help: str) -> Any:
 @dataclass(frozen=True)
 class Settings:
     db: str = setting("data/adforge.duckdb", "DuckDB file holding briefs, copy, images and runs")
+    lake_data: str = setting(
+        "", "where a new DuckLake (db = ducklake:...) keeps its Parquet files; empty: beside its catalog"
+    )
     db_wait_s: float = setting(60.0, "how long to wait for another process's write to the database")
     artifacts: str = setting("data/artifacts", "folder where image files are written")
     models_dir: str = setting("data/models", "local model cache built by `adforge models prepare`")

@@ -5,18 +5,20 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 import duckdb
 import pyarrow as pa
 
+from storage import lake
 from storage.faults import fault_point
 from storage.schema import migrate
 
 Rows: TypeAlias = pa.Table | list[dict[str, Any]]
+T = TypeVar("T")
 
 
 class DatabaseBusy(Exception):
@@ -24,7 +26,10 @@ class DatabaseBusy(Exception):
 
 
 def open_db(path: str | Path, read_only: bool = False, wait_s: float = 60.0, **config: Any):
-    """Connect, waiting up to wait_s while another process holds the file (DuckDB allows one writer)."""
+    """Connect, waiting up to wait_s while another process holds the file (DuckDB allows one writer).
+    A `ducklake:` path connects to that DuckLake instead, which takes many writers."""
+    if lake.is_lake(path):
+        return lake.connect(str(path), read_only, **config)
     deadline = time.monotonic() + wait_s
     delay = 0.05
     while True:
@@ -42,15 +47,39 @@ def open_db(path: str | Path, read_only: bool = False, wait_s: float = 60.0, **c
 
 
 class Store:
-    """One DuckDB file. Each write opens, commits and closes, so the file is never held for long
-    and concurrent runs or queries only wait for one short transaction at a time."""
+    """One DuckDB file, or a DuckLake. Each write opens, commits and closes, so the file is never
+    held for long and concurrent runs or queries only wait for one short transaction at a time.
+    On a DuckLake, writers do not wait for each other: a commit that lost a race is tried again."""
 
-    def __init__(self, path: str | Path, wait_s: float = 60.0):
-        self.path = Path(path)
+    def __init__(self, path: str | Path, wait_s: float = 60.0, lake_data: str = ""):
+        self.lake = lake.is_lake(path)
+        self.path: str | Path = str(path) if self.lake else Path(path)
         self.wait_s = wait_s
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.lake:
+            catalog = Path(str(path).split(":", 2)[-1])
+            if str(path).startswith(("ducklake:sqlite:", "ducklake:duckdb:")) and not catalog.exists():
+                catalog.parent.mkdir(parents=True, exist_ok=True)
+                lake_data = lake_data or f"{catalog}.files/"  # a new local catalog: files beside it
+            # The catalog keeps the data path it was created with.
+            with lake.connect(str(path), data_path=lake_data) as con:
+                self._retry(lambda: lake.sync_schema(con))
+            return
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         with self.connect() as con:
             migrate(con)
+
+    def _retry(self, attempt: Callable[[], T]) -> T:
+        """Run attempt again while DuckLake reports a commit that lost to another writer."""
+        deadline = time.monotonic() + self.wait_s
+        delay = 0.05
+        while True:
+            try:
+                return attempt()
+            except duckdb.TransactionException as e:
+                if not self.lake or "Failed to commit" not in str(e) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -62,6 +91,9 @@ class Store:
 
     def write(self, tables: dict[str, Rows]) -> dict[str, int]:
         """Insert rows into several tables in one transaction; rows whose key exists are skipped."""
+        return self._retry(lambda: self._write(tables))
+
+    def _write(self, tables: dict[str, Rows]) -> dict[str, int]:
         counts = {}
         with self.connect() as con:
             con.execute("BEGIN")
@@ -71,9 +103,12 @@ class Store:
                     counts[table] = 0
                     continue
                 con.register("incoming", arrow)
-                inserted = con.execute(
-                    f"INSERT OR IGNORE INTO {table} BY NAME SELECT * FROM incoming"
-                ).fetchone()
+                sql = (
+                    lake.insert_sql(table, arrow.column_names)
+                    if self.lake
+                    else f"INSERT OR IGNORE INTO {table} BY NAME SELECT * FROM incoming"
+                )
+                inserted = con.execute(sql).fetchone()
                 counts[table] = int(inserted[0]) if inserted else 0
                 con.unregister("incoming")
             fault_point("db-commit")
@@ -122,8 +157,12 @@ class Store:
 
     def finish_run(self, run_id: str, **fields: Any) -> None:
         names = ", ".join(f"{k} = ?" for k in fields)
-        with self.connect() as con:
-            con.execute(f"UPDATE runs SET {names} WHERE run_id = ?", [*fields.values(), run_id])
+
+        def update() -> None:
+            with self.connect() as con:
+                con.execute(f"UPDATE runs SET {names} WHERE run_id = ?", [*fields.values(), run_id])
+
+        self._retry(update)
 
 
 def _alive(pid: int | None) -> bool:
@@ -145,7 +184,7 @@ def _dicts(result: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
 
 def open_existing(db: str | Path, wait_s: float = 60.0, **config: Any) -> duckdb.DuckDBPyConnection:
     """A read-only connection to a database that must exist already (reading never creates one)."""
-    if not Path(db).exists():
+    if not lake.is_lake(db) and not Path(db).exists():
         raise FileNotFoundError(f"{db}: no database yet; run `adforge run` first")
     return open_db(db, read_only=True, wait_s=wait_s, **config)
 
@@ -159,9 +198,16 @@ def read_rows(db: str | Path, sql: str, params: list[Any], wait_s: float = 60.0)
         con.close()
 
 
-def query(db: str | Path, sql: str, wait_s: float = 60.0) -> duckdb.DuckDBPyRelation | None:
-    """Run a read-only query; the connection cannot write the database or touch other files.
+@contextmanager
+def query(db: str | Path, sql: str, wait_s: float = 60.0) -> Iterator[duckdb.DuckDBPyRelation | None]:
+    """`with query(db, sql) as result:` runs a read-only query; the connection cannot write the
+    database or touch other files, and closes when the block ends.
 
     While a run is writing, this waits for its current transaction (they are short)."""
-    con = open_existing(db, wait_s, enable_external_access=False)
-    return con.sql(sql)
+    # A DuckLake's rows are Parquet files, which need the file access a DuckDB file does without.
+    sandbox = {} if lake.is_lake(db) else {"enable_external_access": False}
+    con = open_existing(db, wait_s, **sandbox)
+    try:
+        yield con.sql(sql)
+    finally:
+        con.close()

@@ -256,12 +256,13 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
             applied.append(fn.__name__)
     if applied:
         con.execute(VIEWS)
-    _comment(con)
+    comment(con)
     return applied
 
 
-def _comment(con: duckdb.DuckDBPyConnection) -> None:
-    """Store DOCS as table and column comments, so that any DuckDB client shows them."""
+def comment(con: duckdb.DuckDBPyConnection, view_columns: bool = True) -> None:
+    """Store DOCS as table and column comments, so that any DuckDB client shows them (DuckLake
+    keeps no comments on a view's columns)."""
     have = dict(con.execute("SELECT table_name, comment FROM duckdb_tables()").fetchall())
     have |= dict(con.execute("SELECT view_name, comment FROM duckdb_views() WHERE NOT internal").fetchall())
     columns = {(t, c): doc for t, c, doc in con.execute(
@@ -272,6 +273,8 @@ def _comment(con: duckdb.DuckDBPyConnection) -> None:
         if have.get(table) != doc:
             con.execute(f"COMMENT ON {kind} {table} IS {_quote(doc)}")
         for column, text in column_docs.items():
+            if kind == "VIEW" and not view_columns:
+                break
             if columns.get((table, column)) != text:
                 con.execute(f"COMMENT ON COLUMN {table}.{column} IS {_quote(text)}")
 

@@ -126,8 +126,8 @@ def test_query_refuses_every_write(tmp_path: Path, sql: str):
         {"failures": [{"run_id": "r", "stage": "copy", "item_id": "i", "reason": "x", "attempts": 1}]}
     )
     before = (tmp_path / "a.duckdb").read_bytes()
-    with pytest.raises(duckdb.Error):
-        query(tmp_path / "a.duckdb", sql).fetchall()
+    with pytest.raises(duckdb.Error), query(tmp_path / "a.duckdb", sql) as result:
+        result.fetchall()
     assert (tmp_path / "a.duckdb").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.duckdb"]
 
@@ -148,10 +148,12 @@ def test_concurrent_writers_and_a_reader_lose_nothing(tmp_path: Path):
         w.start()
     reads = 0
     while any(w.is_alive() for w in writers):
-        query(db, "SELECT count(*) FROM failures").fetchall()
+        with query(db, "SELECT count(*) FROM failures") as result:
+            result.fetchall()
         reads += 1
     assert [w.exitcode for w in writers] == [0, 0]
-    counts = dict(query(db, "SELECT run_id, count(DISTINCT item_id) FROM failures GROUP BY 1").fetchall())
+    with query(db, "SELECT run_id, count(DISTINCT item_id) FROM failures GROUP BY 1") as result:
+        counts = dict(result.fetchall())
     assert counts == {"run-a": 60, "run-b": 60} and reads > 0
 
 

@@ -32,8 +32,8 @@ def test_write_is_transactional_and_skips_existing_keys(tmp_path: Path):
 def test_query_is_read_only(tmp_path: Path):
     Store(tmp_path / "a.duckdb")
     for sql in ["DELETE FROM runs", "CREATE TABLE t (a INT)", "COPY runs TO 'x.csv'"]:
-        with pytest.raises(duckdb.Error):
-            query(tmp_path / "a.duckdb", sql).fetchall()
+        with pytest.raises(duckdb.Error), query(tmp_path / "a.duckdb", sql) as result:
+            result.fetchall()
     assert not (tmp_path / "x.csv").exists()
 
 

@@ -1,0 +1,117 @@
+"""DuckLake: the same tables and views as the DuckDB file, kept in a catalog database (SQLite for
+one host, PostgreSQL for many) with the rows as Parquet files (a folder or object storage), so that
+several processes or hosts write at once and readers query snapshots.
+
+`db = "ducklake:sqlite:data/adforge.sqlite"` selects it; any other value is a DuckDB file. DuckLake
+has no PRIMARY KEY or UNIQUE constraints and no defaults other than constants, so the lake's tables
+are made from what the migrations build, without them, and a write skips the rows whose key is
+stored already (an anti-join on the key columns) instead of relying on INSERT OR IGNORE.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from storage.schema import VIEWS, comment, migrate
+
+PREFIX = "ducklake:"
+
+
+def is_lake(db: str | Path) -> bool:
+    return str(db).startswith(PREFIX)
+
+
+def extension_directory() -> str:
+    """DuckDB cannot download extensions here: the duckdb-ext-* wheels ship them as files."""
+    spec = importlib.util.find_spec("duckdb_ext")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the ducklake backend needs: pip install duckdb-ext-ducklake duckdb-ext-sqlite")
+    return str(Path(next(iter(spec.submodule_search_locations))) / "extensions")
+
+
+def connect(
+    url: str, read_only: bool = False, data_path: str = "", **config: Any
+) -> duckdb.DuckDBPyConnection:
+    """A connection whose default database is the lake. A new catalog keeps `data_path` (empty: a
+    folder beside the catalog); an existing one refuses a data path other than its own."""
+    con = duckdb.connect(
+        config={"extension_directory": extension_directory(), "autoinstall_known_extensions": False, **config}
+    )
+    options = ["READ_ONLY"] if read_only else []
+    if data_path:
+        options.append(f"DATA_PATH '{data_path}'")
+    suffix = f" ({', '.join(options)})" if options else ""
+    con.execute(f"ATTACH '{url.replace(chr(39), chr(39) * 2)}' AS lake{suffix}")
+    con.execute("USE lake")
+    return con
+
+
+@dataclass(frozen=True)
+class Table:
+    columns: tuple[tuple[str, str, bool], ...]  # name, type, NOT NULL
+    key: tuple[str, ...]
+    defaults: tuple[tuple[str, str], ...]  # columns whose default is an expression: name, expression
+
+
+@cache
+def model() -> dict[str, Table]:
+    """Every table as the migrations leave it, read from an in-memory DuckDB database."""
+    con = duckdb.connect()
+    migrate(con)
+    keys = {t: tuple(cols) for t, cols in con.execute(
+        "SELECT table_name, constraint_column_names FROM duckdb_constraints() "
+        "WHERE constraint_type = 'PRIMARY KEY'"
+    ).fetchall()}  # fmt: skip
+    tables: dict[str, Table] = {}
+    for table, name, kind, nullable, default in con.execute(
+        "SELECT table_name, column_name, data_type, is_nullable, column_default FROM duckdb_columns() "
+        "WHERE NOT internal AND table_name IN (SELECT table_name FROM duckdb_tables()) "
+        "ORDER BY table_name, column_index"
+    ).fetchall():
+        t = tables.setdefault(table, Table((), keys.get(table, ()), ()))
+        expression = ((name, default),) if default is not None else ()
+        tables[table] = Table((*t.columns, (name, kind, not nullable)), t.key, t.defaults + expression)
+    con.close()
+    return tables
+
+
+def sync_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the tables and columns the lake lacks, then the views and comments."""
+    have: dict[str, set[str]] = {}
+    for table, column in con.execute(
+        "SELECT table_name, column_name FROM duckdb_columns() WHERE database_name = 'lake'"
+    ).fetchall():
+        have.setdefault(table, set()).add(column)
+    changed = False
+    for table, spec in model().items():
+        if table not in have:
+            columns = ", ".join(f"{n} {t}{' NOT NULL' if nn else ''}" for n, t, nn in spec.columns)
+            con.execute(f"CREATE TABLE {table} ({columns})")
+            changed = True
+            continue
+        for name, kind, _ in spec.columns:
+            if name not in have[table]:
+                con.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+                changed = True
+    if changed or not con.execute("SELECT 1 FROM duckdb_views() WHERE database_name = 'lake'").fetchall():
+        con.execute(VIEWS)
+    comment(con, view_columns=False)
+
+
+def insert_sql(table: str, incoming: list[str]) -> str:
+    """INSERT of the registered `incoming` rows whose key is not stored yet, with the expression
+    defaults (created_at) the lake cannot hold filled in."""
+    spec = model()[table]
+    extra = "".join(f", {expr} AS {name}" for name, expr in spec.defaults if name not in incoming)
+    new = (
+        f"(SELECT * FROM incoming ANTI JOIN {table} USING ({', '.join(spec.key)}))"
+        if spec.key
+        else "incoming"
+    )
+    return f"INSERT INTO {table} BY NAME SELECT *{extra} FROM {new}"
