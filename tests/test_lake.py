@@ -69,4 +69,4 @@ def test_a_run_stored_in_a_lake(settings: Settings, tmp_path: Path, capsys):
     assets = read_rows(db, "SELECT copy_id, images, created_at FROM v_assets", [])
     assert len(assets) == summary["copies"] and all(a["images"] == 1 and a["created_at"] for a in assets)
     assert main(["query", "--db", db, "--format", "csv", "select status from runs"]) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == summary["status"]
+    assert capsys.readouterr().out.splitlines()[-1] == f'"{summary["status"]}"'  # CSV quotes strings
