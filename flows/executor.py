@@ -15,15 +15,13 @@ from prefect.utilities.annotations import quote
 from flows.settings import Settings
 
 Call = tuple[str, dict[str, Any]]  # task run name, parameters
+Outcome = tuple[Any, Exception | None]  # the task's result, or the exception it ended with
 
 
 def unvisited(parameters: dict[str, Any]) -> dict[str, Any]:
     """Parameters Prefect passes on without walking through them looking for futures: thousands of
     jobs per chunk made that walk a third of the flow's own cost."""
     return {name: quote(value) for name, value in parameters.items()}
-
-
-Outcome = tuple[Any, Exception | None]  # the task's result, or the exception it ended with
 
 
 class Executor(Protocol):
