@@ -52,7 +52,7 @@ def copy_sample(summary: dict[str, Any], assets: list[dict[str, Any]]) -> str:
 
 
 def publish(summary: dict[str, Any], failures: list[dict[str, Any]], assets: list[dict[str, Any]],
-            report: Path) -> None:  # fmt: skip
+            report_uri: str) -> None:  # fmt: skip
     """Create the run's three artifacts, keyed so the dashboard keeps each one's history."""
     create_table_artifact(
         summary_table(summary, failures), key="run-summary", description=f"Summary of {summary['run_id']}"
@@ -61,6 +61,6 @@ def publish(summary: dict[str, Any], failures: list[dict[str, Any]], assets: lis
         copy_sample(summary, assets), key="copy-sample", description="Sample of the copy"
     )
     create_link_artifact(
-        report.resolve().as_uri(), link_text=f"Report of {summary['run_id']}", key="run-report",
+        report_uri, link_text=f"Report of {summary['run_id']}", key="run-report",
         description="Static HTML page with every copy, creative, failure and rejected row of the run",
     )  # fmt: skip

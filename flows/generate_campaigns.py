@@ -10,7 +10,6 @@ from collections import Counter, defaultdict
 from dataclasses import asdict
 from datetime import UTC, datetime
 from itertools import groupby
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -133,7 +132,7 @@ def generate_campaigns(briefs: list[str], settings: dict[str, Any] | None = None
     if note:
         summary["note"] = note
     try:
-        summary["report"] = str(write_report(store, ArtifactStore(s.artifacts), summary))
+        summary["report"] = write_report(store, ArtifactStore(s.artifacts), summary)
     except ArtifactError as e:  # the data is stored; only the page is missing
         logger.warning(f"no report for {run_id}: {e}")
     for line in format_summary(summary):
@@ -141,18 +140,17 @@ def generate_campaigns(briefs: list[str], settings: dict[str, Any] | None = None
     return summary
 
 
-def write_report(store: Store, artifacts: ArtifactStore, summary: dict[str, Any]) -> Path:
-    """Write the run's HTML report and publish its dashboard artifacts; returns the report's path."""
+def write_report(store: Store, artifacts: ArtifactStore, summary: dict[str, Any]) -> str:
+    """Write the run's HTML report and publish its dashboard artifacts; returns the report's location."""
     run = [summary["run_id"]]
     assets = store.fetch("SELECT * FROM v_assets WHERE run_id = ? ORDER BY brief_id, channel, variant", run)
     failures = store.fetch("SELECT * FROM v_failures WHERE run_id = ? ORDER BY stage, brief_id", run)
     rejected = store.fetch(
         "SELECT * FROM rejected_briefs WHERE run_id = ? ORDER BY source_file, source_row", run
     )
-    folder = artifacts.root / "reports"
-    html = render_report(summary, assets, failures, rejected, folder)
+    html = render_report(summary, assets, failures, rejected, artifacts.location("reports"))
     path, _ = artifacts.write("reports", summary["run_id"], ".html", html.encode())
-    publish(summary, failures, assets, path)
+    publish(summary, failures, assets, artifacts.uri(path))
     return path
 
 

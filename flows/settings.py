@@ -17,10 +17,14 @@ def setting(default: Any, help: str) -> Any:
 class Settings:
     db: str = setting("data/adforge.duckdb", "DuckDB file holding briefs, copy, images and runs")
     lake_data: str = setting(
-        "", "where a new DuckLake (db = ducklake:...) keeps its Parquet files; empty: beside its catalog"
+        "",
+        "folder or s3:// URL where a new DuckLake (db = ducklake:...) keeps its Parquet files; "
+        "empty: beside its catalog",
     )
     db_wait_s: float = setting(60.0, "how long to wait for another process's write to the database")
-    artifacts: str = setting("data/artifacts", "folder where image files are written")
+    artifacts: str = setting(
+        "data/artifacts", "folder or fsspec URL (s3://bucket/prefix) for images, creatives and reports"
+    )
     models_dir: str = setting("data/models", "local model cache built by `adforge models prepare`")
     text_model: str = setting(
         "SmolLM2-135M-Instruct", "copy model: a folder in models_dir, a local path or a Hugging Face id"

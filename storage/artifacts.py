@@ -1,11 +1,18 @@
-"""Where image files go. Names come from generated ids only, never from input text."""
+"""Where image files go: a local folder or any fsspec URL (s3://bucket/prefix, gs://..., memory://...).
+
+Names come from generated ids only, never from input text. Rows store a file's location as a local
+path for a local folder, and as a full URL otherwise."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
 import re
 from pathlib import Path
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
 
 # Generated ids (`image-<hex>`) and run ids (`run-<date>-<time>-<hex>`).
 SAFE_ID = re.compile(r"^[a-z]+-([0-9a-f]{8,64}|[0-9]{8}-[0-9]{6}-[0-9a-f]{6})$")
@@ -16,44 +23,71 @@ class ArtifactError(OSError):
 
 
 class ArtifactStore:
-    """A folder of artifact files, written atomically (temporary file, then rename)."""
+    """A folder of artifact files. Local files are written atomically (temporary file, then rename);
+    on object storage an object appears only once its upload is complete."""
 
     def __init__(self, root: str | Path):
-        self.root = Path(root).resolve()
+        self.fs, path = fsspec.core.url_to_fs(str(root))
+        self.local = isinstance(self.fs, LocalFileSystem)
+        self.root = str(Path(path).resolve()) if self.local else path.rstrip("/")
 
-    def path_for(self, kind: str, item_id: str, suffix: str) -> Path:
+    def location(self, *parts: str) -> str:
+        """What a row stores for a file or folder under the root: a local path, or a full URL."""
+        path = posixpath.join(self.root, *parts)
+        return path if self.local else self.fs.unstrip_protocol(path)
+
+    def uri(self, location: str) -> str:
+        """A link to a stored location (file:// for local files)."""
+        return Path(location).as_uri() if self.local else location
+
+    def path_for(self, kind: str, item_id: str, suffix: str) -> str:
         if not SAFE_ID.match(item_id) or not kind.isalpha():
             raise ValueError(f"refusing unsafe artifact name {kind}/{item_id!r}")
-        return self.root / kind / f"{item_id}{suffix}"
+        return self.location(kind, f"{item_id}{suffix}")
 
     def check_writable(self, kind: str) -> None:
         """Fail early, with the folder's name, if files cannot be created there."""
-        folder = self.root / kind
+        folder = self.location(kind)
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            probe = folder / ".write-check"
-            probe.write_bytes(b"")
-            probe.unlink()
+            if self.local:  # object storage has no folders, and s3fs's makedirs would create a bucket
+                self.fs.makedirs(folder, exist_ok=True)
+            probe = posixpath.join(folder, ".write-check")
+            self.fs.pipe_file(probe, b"")
+            self.fs.rm_file(probe)
         except OSError as e:
             raise ArtifactError(f"artifacts folder {folder} is not writable: {e.strerror or e}") from e
 
-    def write(self, kind: str, item_id: str, suffix: str, data: bytes) -> tuple[Path, str]:
-        """Write one file; returns its path and sha256. A crash leaves no half-written file."""
+    def write(self, kind: str, item_id: str, suffix: str, data: bytes) -> tuple[str, str]:
+        """Write one file; returns its location and sha256. A crash leaves no half-written file."""
         path = self.path_for(kind, item_id, suffix)
-        tmp = path.with_name(f".{path.name}.tmp")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
+            if self.local:
+                _write_atomic(Path(path), data)
+            else:
+                self.fs.pipe_file(path, data)
         except OSError as e:
-            tmp.unlink(missing_ok=True)
             raise ArtifactError(f"cannot write {path}: {e.strerror or e}") from e
         return path, hashlib.sha256(data).hexdigest()
 
-    def remove(self, paths: list[Path]) -> None:
+    def read(self, location: str) -> bytes:
+        return self.fs.cat_file(location)
+
+    def remove(self, locations: list[str]) -> None:
         """Delete files whose rows will not be written (a batch that failed part-way)."""
-        for path in paths:
-            path.unlink(missing_ok=True)
+        for location in locations:
+            if self.fs.exists(location):
+                self.fs.rm_file(location)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise

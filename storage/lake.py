@@ -11,10 +11,12 @@ stored already (an anti-join on the key columns) instead of relying on INSERT OR
 from __future__ import annotations
 
 import importlib.util
+import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import duckdb
 
@@ -49,7 +51,30 @@ def connect(
     suffix = f" ({', '.join(options)})" if options else ""
     con.execute(f"ATTACH '{url.replace(chr(39), chr(39) * 2)}' AS lake{suffix}")
     con.execute("USE lake")
+    stored = con.execute(
+        "SELECT value FROM __ducklake_metadata_lake.ducklake_metadata WHERE key = 'data_path'"
+    ).fetchone()
+    if stored and stored[0].startswith("s3://"):
+        use_s3(con)
     return con
+
+
+def use_s3(con: duckdb.DuckDBPyConnection) -> None:
+    """Reach S3 (or an S3-compatible store) with the standard AWS variables, as boto3 would."""
+    con.execute("LOAD httpfs")
+    env = os.environ
+    options = {
+        "KEY_ID": env.get("AWS_ACCESS_KEY_ID"),
+        "SECRET": env.get("AWS_SECRET_ACCESS_KEY"),
+        "SESSION_TOKEN": env.get("AWS_SESSION_TOKEN"),
+        "REGION": env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"),
+    }
+    endpoint = urlsplit(env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or "")
+    if endpoint.netloc:  # a store other than AWS (MinIO, a local server): path-style addressing
+        options |= {"ENDPOINT": endpoint.netloc, "URL_STYLE": "path"}
+        options["USE_SSL"] = "true" if endpoint.scheme == "https" else "false"
+    given = ", ".join(f"{k} '{v.replace(chr(39), chr(39) * 2)}'" for k, v in options.items() if v)
+    con.execute(f"CREATE OR REPLACE TEMPORARY SECRET adforge_s3 (TYPE s3{', ' if given else ''}{given})")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ import io
 import logging
 from dataclasses import asdict, dataclass
 from functools import cache
-from pathlib import Path
 from typing import Any, cast
 
 from PIL import Image, ImageDraw, ImageFont
@@ -190,7 +189,7 @@ def render_creatives(jobs: list[CreativeJob], font: str, artifacts: ArtifactStor
     try:
         for job in jobs:
             try:
-                with Image.open(job.image_path) as source:
+                with Image.open(io.BytesIO(artifacts.read(job.image_path))) as source:
                     image, measured = compose(source, job.headline, job.cta, SIZES[job.channel], font)
             except (TextDoesNotFit, OSError) as e:
                 failures.append(failure(job, f"creative: {e}"))
@@ -200,8 +199,8 @@ def render_creatives(jobs: list[CreativeJob], font: str, artifacts: ArtifactStor
             path, sha256 = artifacts.write("creatives", job.creative_id, ".png", buffer.getvalue())
             row = {k: v for k, v in asdict(job).items() if k not in {"headline", "cta", "image_path"}}
             size = {"width": image.width, "height": image.height, "bytes": len(buffer.getvalue())}
-            rows.append({**row, "kind": "creative", "path": str(path), **size, **measured, "sha256": sha256})
+            rows.append({**row, "kind": "creative", "path": path, **size, **measured, "sha256": sha256})
     except BaseException:
-        artifacts.remove([Path(row["path"]) for row in rows])  # no file without its row
+        artifacts.remove([row["path"] for row in rows])  # no file without its row
         raise
     return rows, failures

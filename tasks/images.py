@@ -6,7 +6,6 @@ import io
 import logging
 import threading
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from prefect import task
@@ -114,7 +113,7 @@ def generate_images(
             rows.append(_save(job, image, options, artifacts))
             fault_point("image-file-written")
     except BaseException:
-        artifacts.remove([Path(row["path"]) for row in rows])  # no file without its row
+        artifacts.remove([row["path"] for row in rows])  # no file without its row
         raise
     return rows
 
@@ -132,7 +131,7 @@ def _save(job: ImageJob, image: Any, options: ImageOptions, artifacts: ArtifactS
     file, sha256 = artifacts.write("images", job.image_id, ".png", data)
     return {
         **asdict(job),
-        "path": str(file),
+        "path": file,
         "width": image.width,
         "height": image.height,
         "steps": options.steps,

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
+import posixpath
 from html import escape
 from itertools import groupby
-from pathlib import Path
 from typing import Any
 
 STYLE = """
@@ -25,7 +24,7 @@ def render_report(
     assets: list[dict[str, Any]],
     failures: list[dict[str, Any]],
     rejected: list[dict[str, Any]],
-    folder: Path,
+    folder: str,
 ) -> str:
     """HTML for one run; image links are relative to `folder`, where the page is saved."""
     run_id = escape(summary["run_id"])
@@ -47,13 +46,13 @@ def render_report(
     return "\n".join(parts) + "\n</body></html>\n"
 
 
-def _copy(asset: dict[str, Any], folder: Path) -> str:
+def _copy(asset: dict[str, Any], folder: str) -> str:
     """One copy with its creatives (or, where none were made, its raw images)."""
     kind, paths = (
         ("creative", asset["creative_paths"]) if asset["creative_paths"] else ("image", asset["image_paths"])
     )
     images = "".join(
-        f"<img class='{kind}' src='{escape(Path(os.path.relpath(p, folder)).as_posix())}' alt='{kind} {i}'>"
+        f"<img class='{kind}' src='{escape(posixpath.relpath(p, folder))}' alt='{kind} {i}'>"
         for i, p in enumerate(paths)
     )
     return (

@@ -84,7 +84,7 @@ def test_full_disk_removes_the_batch_files(tmp_path: Path):
 
     class FillsUp(ArtifactStore):
         def write(self, kind, item_id, suffix, data):
-            if len(list((self.root / kind).glob("*.png"))) == 1:
+            if len(list(Path(self.root, kind).glob("*.png"))) == 1:
                 raise ArtifactError("no space left on device")
             return super().write(kind, item_id, suffix, data)
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -59,14 +60,25 @@ def test_two_processes_write_one_lake_at_once(tmp_path: Path):
     assert store.write({"copies": again}) == {"copies": 0}
 
 
-def test_a_run_stored_in_a_lake(settings: Settings, tmp_path: Path, capsys):
+def test_a_run_stored_in_a_lake_on_object_storage(settings: Settings, tmp_path: Path, s3_bucket: str, capsys):
+    """Rows as Parquet files and images, creatives and the report as objects, all on S3."""
     briefs = tmp_path / "briefs.parquet"
     brief = dict(zip(COLUMNS, SAMPLE_BRIEFS[0], strict=True)) | {"channels": ["x"], "variants": 2}
     pq.write_table(pa.Table.from_pylist([brief]), briefs)
     db = f"ducklake:sqlite:{tmp_path / 'lake.sqlite'}"
-    summary = generate_campaigns([str(briefs)], settings.to_dict() | {"db": db, "copy_attempts": 2})
+    s3 = {"db": db, "lake_data": f"s3://{s3_bucket}/lake/", "artifacts": f"s3://{s3_bucket}/art"}
+    summary = generate_campaigns([str(briefs)], settings.to_dict() | s3 | {"copy_attempts": 2})
     assert summary["copies"] + summary["failures"] == 2 and summary["copies"] >= 1
-    assets = read_rows(db, "SELECT copy_id, images, created_at FROM v_assets", [])
+    assets = read_rows(
+        db, "SELECT copy_id, images, image_paths, creative_paths, created_at FROM v_assets", []
+    )
     assert len(assets) == summary["copies"] and all(a["images"] == 1 and a["created_at"] for a in assets)
+    objects = fsspec.filesystem("s3")
+    for path in [p for a in assets for p in a["image_paths"] + a["creative_paths"]]:
+        assert path.startswith(f"s3://{s3_bucket}/art/") and objects.cat_file(path).startswith(b"\x89PNG")
+    assert summary["report"] == f"s3://{s3_bucket}/art/reports/{summary['run_id']}.html"
+    assert "src='../creatives/creative-" in objects.cat_file(summary["report"]).decode()
+    assert objects.find(f"{s3_bucket}/lake", withdirs=False), "the lake's rows are Parquet objects"
+    assert not list(tmp_path.rglob("*.parquet"))[1:], "nothing but the briefs is a local Parquet file"
     assert main(["query", "--db", db, "--format", "csv", "select status from runs"]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == f'"{summary["status"]}"'  # CSV quotes strings

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from storage.artifacts import ArtifactStore
+from storage.artifacts import ArtifactError, ArtifactStore
 from storage.db import Store, query
 from storage.schema import MIGRATIONS, schema_markdown
 
@@ -42,6 +43,41 @@ def test_artifact_names_must_be_ids(tmp_path: Path, bad: str):
     with pytest.raises(ValueError, match="unsafe artifact name"):
         ArtifactStore(tmp_path).write("images", bad, ".png", b"x")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture(params=["local", "memory", "s3"])
+def artifacts_root(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same store on a local folder, fsspec's memory filesystem and S3 served on loopback."""
+    if request.param == "local":
+        return str(tmp_path / "art")
+    if request.param == "memory":
+        return f"memory:///{tmp_path.name}/art"
+    return f"s3://{request.getfixturevalue('s3_bucket')}/art"
+
+
+def test_artifacts_on_any_filesystem(artifacts_root: str):
+    store = ArtifactStore(artifacts_root)
+    store.check_writable("images")
+    location, sha256 = store.write("images", "image-0123456789abcdef", ".png", b"png bytes")
+    expected = (
+        str(Path(artifacts_root, "images", "image-0123456789abcdef.png"))
+        if "://" not in artifacts_root
+        else f"{artifacts_root}/images/image-0123456789abcdef.png"
+    )
+    assert (location, sha256) == (expected, hashlib.sha256(b"png bytes").hexdigest())
+    # another process (a fresh store on the same root) reads what was written, by the stored location
+    again = ArtifactStore(artifacts_root)
+    assert again.read(location) == b"png bytes"
+    assert again.fs.ls(again.location("images"), detail=False) == [again.fs._strip_protocol(location)]
+    again.remove([location, again.path_for("images", "image-fedcba9876543210", ".png")])  # one never written
+    assert not again.fs.exists(location)
+
+
+def test_unwritable_object_storage_is_named(s3_bucket: str):
+    with pytest.raises(
+        ArtifactError, match="artifacts folder s3://no-such-bucket/art/images is not writable"
+    ):
+        ArtifactStore("s3://no-such-bucket/art").check_writable("images")
 
 
 def test_every_column_is_documented_in_the_database_and_docs(tmp_path: Path):
