@@ -7,6 +7,7 @@ import logging
 import secrets
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from itertools import groupby
@@ -22,7 +23,7 @@ from flows.settings import Settings, load_settings
 from storage.artifacts import ArtifactError, ArtifactStore
 from storage.db import Store
 from storage.faults import fault_point
-from tasks.briefs import read_briefs
+from tasks.briefs import ReadResult, read_briefs
 from tasks.copy import (
     CopyJob,
     CopyResult,
@@ -35,13 +36,15 @@ from tasks.copy import (
 )
 from tasks.creatives import plan_creatives, render_creatives
 from tasks.ids import stable_hash
-from tasks.images import ImageOptions, generate_images, get_pipeline, plan_images, resolve_device
+from tasks.images import ImageJob, ImageOptions, generate_images, get_pipeline, plan_images, resolve_device
 from tasks.images import failure as image_failure
 from tasks.report import render_report
 from tasks.rules import copy_text
 
 CREATIVE_BATCH = 16  # creatives per task
 ENGINE_ERROR = "engine error"
+SUMMARY = ("status", "files_new", "files_skipped", "briefs_read", "briefs_rejected", "copies", "images",
+           "creatives", "failures", "output_tokens", "tokens_per_s", "images_per_s", "note")  # fmt: skip
 
 
 def new_run_id() -> str:
@@ -121,7 +124,7 @@ def generate_campaigns(briefs: list[str], settings: dict[str, Any] | None = None
         logger.warning(f"run {old} was interrupted; this run completes its work")
     try:
         with executor(s) as ex:
-            counts, seconds = _run_stages(s, ex, store, run_id, briefs, logger)
+            counts, seconds = Stages(s, ex, store, run_id, logger).run(briefs)
     except BaseException as e:
         store.finish_run(run_id, status="failed", finished_at=datetime.now(UTC), error=str(e))
         raise
@@ -154,215 +157,226 @@ def write_report(store: Store, artifacts: ArtifactStore, summary: dict[str, Any]
     return path
 
 
-def _run_stages(
-    s: Settings, ex: Executor, store: Store, run_id: str, paths: list[str], logger: Any
-) -> tuple[dict[str, Any], dict[str, float]]:
-    """Run read, copy and image stages; returns the run's counts and seconds per stage."""
-    stage_rows: list[dict[str, Any]] = []
+class Stages:
+    """The stages of one run, in order: each stores what it made before the next one starts, so a
+    crash loses only unfinished work and a rerun skips what is stored."""
 
-    def record(stage: str, progress: Progress, items: int, tokens: int | None = None) -> None:
+    def __init__(self, s: Settings, ex: Executor, store: Store, run_id: str, logger: Any):
+        self.s, self.ex, self.store, self.run_id, self.logger = s, ex, store, run_id, logger
+        self.output_settings = settings_hash(s)
+        self.artifacts = ArtifactStore(s.artifacts)
+        self.stage_rows: list[dict[str, Any]] = []
+        self.counts: dict[str, Any] = {"failures": 0}
+        self.failed_briefs: set[str] = set()  # briefs with an engine error: their files are read again
+        self.work = 0  # copies, images and creatives that were still to make
+
+    def run(self, paths: list[str]) -> tuple[dict[str, Any], dict[str, float]]:
+        """Run every stage; returns the run's counts and seconds per stage."""
+        read = self.read(paths)
+        jobs = self.copy(read.briefs)
+        stored = self.store.by_ids(
+            "copies", "copy_id", [j.copy_id for j in jobs],
+            "copy_id, brief_id, brief_hash, channel, headline, cta, image_prompt",
+        )  # fmt: skip
+        image_jobs = self.images(stored, {b["brief_hash"]: b["images_per_copy"] for b in read.briefs})
+        self.creatives(stored, image_jobs)
+        self.finish(read)
+        counts = {key: self.counts.get(key) for key in SUMMARY}
+        return counts, {row["stage"]: round(row["seconds"], 2) for row in self.stage_rows}
+
+    def write(self, **tables: list[dict[str, Any]]) -> dict[str, int]:
+        """Store rows of several tables in one transaction, each row marked with this run."""
+        return self.store.write(
+            {t: [{**r, "run_id": self.run_id} for r in rows] for t, rows in tables.items()}
+        )
+
+    def record(self, stage: str, progress: Progress, items: int, tokens: int | None = None) -> None:
         started_at = datetime.fromtimestamp(time.time() - progress.seconds, UTC)
-        stage_rows.append(
-            {"run_id": run_id, "stage": stage, "started_at": started_at,
-             "seconds": progress.seconds, "items": items, "output_tokens": tokens}
+        self.stage_rows.append(
+            {"stage": stage, "started_at": started_at, "seconds": progress.seconds, "items": items,
+             "output_tokens": tokens}
         )  # fmt: skip
 
-    # 1. Read and validate the brief files not processed before with these settings.
-    reading = Progress("read", len(paths), logger)
-    output_settings = settings_hash(s)
-    processed = store.ingested(output_settings) if s.incremental else {}
-    read = read_briefs.with_options(task_run_name=f"read-briefs[{len(paths)} paths]")(paths, processed)
-    for f in read.skipped:
-        logger.info(f"skipped {f['path']}: {f['reason']}")
-    fault_point("briefs-read")
-    store.write(
-        {
-            "briefs": [{**b, "run_id": run_id} for b in read.briefs],
-            "rejected_briefs": [{**r, "run_id": run_id} for r in read.rejected],
+    def load(self, stage: str, load: Callable[[], Any]) -> None:
+        """Load a model before its stage, so that its time is not counted as generation."""
+        progress = Progress(stage.replace("_", " "), 1, self.logger)
+        load()
+        progress.update(1)
+        self.record(stage, progress, 1)
+
+    def read(self, paths: list[str]) -> ReadResult:
+        """Read and validate the brief files not processed before with these settings."""
+        progress = Progress("read", len(paths), self.logger)
+        processed = self.store.ingested(self.output_settings) if self.s.incremental else {}
+        read = read_briefs.with_options(task_run_name=f"read-briefs[{len(paths)} paths]")(paths, processed)
+        for f in read.skipped:
+            self.logger.info(f"skipped {f['path']}: {f['reason']}")
+        fault_point("briefs-read")
+        self.write(briefs=read.briefs, rejected_briefs=read.rejected)
+        for r in read.rejected:
+            self.logger.warning(f"rejected row {r['source_row']} of {r['source_file']}: {r['reason']}")
+        progress.update(
+            len(paths),
+            f"{len(read.files)} new files, {len(read.skipped)} skipped, "
+            f"{len(read.briefs)} briefs, {len(read.rejected)} rejected",
+        )
+        self.record("read", progress, len(read.briefs) + len(read.rejected))
+        self.counts |= {"files_new": len(read.files), "files_skipped": len(read.skipped),
+                        "briefs_read": len(read.briefs), "briefs_rejected": len(read.rejected)}  # fmt: skip
+        return read
+
+    def copy(self, briefs: list[dict[str, Any]]) -> list[CopyJob]:
+        """Copy for the variants not already stored: one task per chunk, one engine per process.
+        Returns every planned variant's job."""
+        s, store, ex = self.s, self.store, self.ex
+        engine, copy_settings = engine_options(s), sampling(s)
+        jobs = plan_copies(briefs, copy_settings)
+        done = store.existing("copies", "copy_id", [j.copy_id for j in jobs])
+        failed = store.by_ids("failures", "item_id", [j.copy_id for j in jobs])
+        given_up = {f["item_id"] for f in failed if not retried_later(f)}
+        todo = [j for j in jobs if j.copy_id not in done and j.copy_id not in given_up]
+        # Variants stored by an earlier run are what the missing ones of their group must differ from.
+        stored_texts = defaultdict(list)
+        for c in store.by_ids("copies", "copy_id", list(done), "brief_hash, channel, headline, body, cta"):
+            stored_texts[c["brief_hash"], c["channel"]].append(copy_text(c))
+        for j in todo:
+            j.siblings = list(stored_texts[j.group])
+        self.logger.info(
+            f"copy: {len(jobs)} variants planned, {len(done)} already stored, {len(given_up)} failed for "
+            f"good, {len(todo)} to write"
+        )
+        if todo and not ex.remote:
+            self.load("load_text_model", lambda: get_engine(engine))
+        progress = Progress("copy", len(todo), self.logger)
+        tokens = copies = 0
+        loads: list[float] = []  # engine starts in other processes (Ray workers)
+        parts = copy_chunks(todo, s.copy_chunk_size)
+        calls = [
+            (f"generate-copy[chunk {i}/{len(parts)}]",
+             {"jobs": part, "engine": engine, "sampling": copy_settings})
+            for i, part in enumerate(parts, 1)
+        ]  # fmt: skip
+        outcomes = ex.run(generate_copy, calls, s.ray_gpus_per_copy_task)
+        for i, (part, (result, error)) in enumerate(zip(parts, outcomes, strict=True), 1):
+            if error is not None:
+                self.logger.error(f"copy chunk {i} failed after retries: {error}")
+                tries = 1 + (generate_copy.retries or 0)
+                result = CopyResult(failures=[failure(j, f"{ENGINE_ERROR}: {error}", tries) for j in part])
+            copies += self.write(copies=result.copies, failures=result.failures)["copies"]
+            fault_point("copy-written")
+            tokens += result.output_tokens
+            if ex.remote and result.load_s is not None:
+                loads.append(result.load_s)
+            self.counts["failures"] += len(result.failures)
+            self.failed_briefs.update(f["brief_id"] for f in result.failures if retried_later(f))
+            progress.update(len(part), f"{tokens / max(progress.seconds, 1e-9):.0f} tok/s")
+        self.record("copy", progress, copies, tokens)
+        if loads:  # engine starts inside the copy tasks: counted there too, recorded here for the split
+            self.stage_rows.append(
+                {"stage": "load_text_model", "started_at": datetime.now(UTC), "seconds": sum(loads),
+                 "items": len(loads), "output_tokens": None}
+            )  # fmt: skip
+        self.work += len(todo)
+        self.counts |= {"copies": copies, "output_tokens": tokens,
+                        "tokens_per_s": round(tokens / progress.seconds, 1) if todo else None}  # fmt: skip
+        return jobs
+
+    def images(self, stored: list[dict[str, Any]], per_copy: dict[str, int]) -> list[ImageJob]:
+        """Images for every stored copy that still lacks them; returns every planned image's job."""
+        s = self.s
+        options = image_options(s)
+        image_jobs = plan_images(sorted(stored, key=lambda c: c["copy_id"]), per_copy, options)
+        done = self.store.existing("images", "image_id", [j.image_id for j in image_jobs])
+        todo = [j for j in image_jobs if j.image_id not in done]
+        self.logger.info(
+            f"images: {len(image_jobs)} planned, {len(done)} already stored, {len(todo)} to make"
+        )
+        if todo:
+            self.artifacts.check_writable("images")
+        if todo and not self.ex.remote:
+            self.load(
+                "load_image_model", lambda: get_pipeline(s.image_model_path(), resolve_device(s.device))
+            )
+        progress = Progress("images", len(todo), self.logger)
+        images = 0
+        batches = chunks(todo, s.image_batch_size)
+        calls = [
+            (f"generate-images[batch {i}/{len(batches)}]",
+             {"jobs": batch, "options": options, "path": s.image_model_path(), "device": s.device,
+              "artifacts": self.artifacts})
+            for i, batch in enumerate(batches, 1)
+        ]  # fmt: skip
+        outcomes = self.ex.run(generate_images, calls, s.ray_gpus_per_image_task)
+        for i, (batch, (rows, error)) in enumerate(zip(batches, outcomes, strict=True), 1):
+            if isinstance(error, ArtifactError):
+                raise error  # a full disk or a read-only folder fails every later batch too: stop the run
+            if error is not None:
+                self.logger.error(f"image batch {i} failed after retries: {error}")
+                tries = 1 + (generate_images.retries or 0)
+                self.write(failures=[image_failure(j, f"{ENGINE_ERROR}: {error}", tries) for j in batch])
+                self.counts["failures"] += len(batch)
+                self.failed_briefs.update(j.brief_id for j in batch)
+                rows = []
+            images += self.write(images=rows)["images"]
+            fault_point("images-written")
+            progress.update(len(batch))
+        self.record("image", progress, images)
+        self.work += len(todo)
+        self.counts |= {
+            "images": images,
+            "images_per_s": round(images / progress.seconds, 2) if todo else None,
         }
-    )
-    for r in read.rejected:
-        logger.warning(f"rejected row {r['source_row']} of {r['source_file']}: {r['reason']}")
-    reading.update(
-        len(paths),
-        f"{len(read.files)} new files, {len(read.skipped)} skipped, "
-        f"{len(read.briefs)} briefs, {len(read.rejected)} rejected",
-    )
-    record("read", reading, len(read.briefs) + len(read.rejected))
+        return image_jobs
 
-    # 2. Copy: only the variants not already stored; one task per chunk, one engine per process.
-    engine, copy_settings = engine_options(s), sampling(s)
-    jobs = plan_copies(read.briefs, copy_settings)
-    done = store.existing("copies", "copy_id", [j.copy_id for j in jobs])
-    given_up = {
-        f["item_id"]
-        for f in store.by_ids("failures", "item_id", [j.copy_id for j in jobs])
-        if not retried_later(f)
-    }
-    todo = [j for j in jobs if j.copy_id not in done and j.copy_id not in given_up]
-    # Variants stored by an earlier run are what the missing ones of their brief and channel must differ from.
-    stored_texts = defaultdict(list)
-    for c in store.by_ids("copies", "copy_id", list(done), "brief_hash, channel, headline, body, cta"):
-        stored_texts[c["brief_hash"], c["channel"]].append(copy_text(c))
-    for j in todo:
-        j.siblings = list(stored_texts[j.group])
-    logger.info(
-        f"copy: {len(jobs)} variants planned, {len(done)} already stored, {len(given_up)} failed for good, "
-        f"{len(todo)} to write"
-    )
-    if todo and not ex.remote:  # load outside the chunk loop so that its time is not counted as generation
-        loading = Progress("load text model", 1, logger)
-        get_engine(engine)
-        loading.update(1)
-        record("load_text_model", loading, 1)
-    writing = Progress("copy", len(todo), logger)
-    tokens = copies = failures = 0
-    loads: list[float] = []  # engine starts in other processes (Ray workers)
-    failed_briefs: set[str] = set()
-    parts = copy_chunks(todo, s.copy_chunk_size)
-    calls = [
-        (f"generate-copy[chunk {i}/{len(parts)}]",
-         {"jobs": part, "engine": engine, "sampling": copy_settings})
-        for i, part in enumerate(parts, 1)
-    ]  # fmt: skip
-    outcomes = ex.run(generate_copy, calls, s.ray_gpus_per_copy_task)
-    for i, (part, (result, error)) in enumerate(zip(parts, outcomes, strict=True), 1):
-        if error is not None:
-            logger.error(f"copy chunk {i} failed after retries: {error}")
-            tries = 1 + (generate_copy.retries or 0)
-            result = CopyResult(failures=[failure(j, f"{ENGINE_ERROR}: {error}", tries) for j in part])
-        added = store.write(
-            {
-                "copies": [{**c, "run_id": run_id} for c in result.copies],
-                "failures": [{**f, "run_id": run_id} for f in result.failures],
-            }
+    def creatives(self, stored: list[dict[str, Any]], image_jobs: list[ImageJob]) -> None:
+        """A creative for every stored image of these copies that lacks one."""
+        made = self.store.by_ids(
+            "images", "image_id", [j.image_id for j in image_jobs], "image_id, copy_id, brief_id, path"
         )
-        fault_point("copy-written")
-        tokens += result.output_tokens
-        if ex.remote and result.load_s is not None:
-            loads.append(result.load_s)
-        copies += added["copies"]
-        failures += len(result.failures)
-        failed_briefs.update(f["brief_id"] for f in result.failures if retried_later(f))
-        writing.update(len(part), f"{tokens / max(writing.seconds, 1e-9):.0f} tok/s")
-    record("copy", writing, copies, tokens)
-    if loads:  # engine starts inside the copy tasks: counted there too, recorded here for the split
-        stage_rows.append(
-            {"run_id": run_id, "stage": "load_text_model", "started_at": datetime.now(UTC),
-             "seconds": sum(loads), "items": len(loads), "output_tokens": None}
-        )  # fmt: skip
-
-    # 3. Images for every stored copy of these briefs that still lacks them.
-    options = image_options(s)
-    stored = store.by_ids(
-        "copies",
-        "copy_id",
-        [j.copy_id for j in jobs],
-        "copy_id, brief_id, brief_hash, channel, headline, cta, image_prompt",
-    )
-    per_copy = {b["brief_hash"]: b["images_per_copy"] for b in read.briefs}
-    image_jobs = plan_images(sorted(stored, key=lambda c: c["copy_id"]), per_copy, options)
-    done = store.existing("images", "image_id", [j.image_id for j in image_jobs])
-    todo_images = [j for j in image_jobs if j.image_id not in done]
-    logger.info(f"images: {len(image_jobs)} planned, {len(done)} already stored, {len(todo_images)} to make")
-    artifacts = ArtifactStore(s.artifacts)
-    if todo_images:
-        artifacts.check_writable("images")
-    if todo_images and not ex.remote:
-        loading = Progress("load image model", 1, logger)
-        get_pipeline(s.image_model_path(), resolve_device(s.device))
-        loading.update(1)
-        record("load_image_model", loading, 1)
-    drawing = Progress("images", len(todo_images), logger)
-    images = 0
-    batches = chunks(todo_images, s.image_batch_size)
-    image_calls = [
-        (f"generate-images[batch {i}/{len(batches)}]",
-         {"jobs": batch, "options": options, "path": s.image_model_path(), "device": s.device,
-          "artifacts": artifacts})
-        for i, batch in enumerate(batches, 1)
-    ]  # fmt: skip
-    image_outcomes = ex.run(generate_images, image_calls, s.ray_gpus_per_image_task)
-    for i, (batch, (rows, error)) in enumerate(zip(batches, image_outcomes, strict=True), 1):
-        if isinstance(error, ArtifactError):
-            raise error  # a full disk or a read-only folder fails every later batch too: stop the run
-        if error is not None:
-            logger.error(f"image batch {i} failed after retries: {error}")
-            tries = 1 + (generate_images.retries or 0)
-            reason = f"{ENGINE_ERROR}: {error}"
-            store.write({"failures": [{**image_failure(j, reason, tries), "run_id": run_id} for j in batch]})
-            failures += len(batch)
-            failed_briefs.update(j.brief_id for j in batch)
-            rows = []
-        images += store.write({"images": [{**r, "run_id": run_id} for r in rows]})["images"]
-        fault_point("images-written")
-        drawing.update(len(batch))
-    record("image", drawing, images)
-
-    # 4. A creative for every stored image of these copies that lacks one.
-    made = store.by_ids(
-        "images", "image_id", [j.image_id for j in image_jobs], "image_id, copy_id, brief_id, path"
-    )
-    texts = {c["copy_id"]: c for c in stored}
-    creative_jobs = plan_creatives(
-        [{**texts[m["copy_id"]], **m} for m in sorted(made, key=lambda m: m["image_id"])], s.creative_font
-    )
-    done = store.existing("creatives", "creative_id", [j.creative_id for j in creative_jobs])
-    todo_creatives = [j for j in creative_jobs if j.creative_id not in done]
-    if todo_creatives:
-        artifacts.check_writable("creatives")
-    composing = Progress("creatives", len(todo_creatives), logger)
-    creatives = 0
-    batches = chunks(todo_creatives, CREATIVE_BATCH)
-    for i, batch in enumerate(batches, 1):
-        rows, refused = render_creatives.with_options(
-            task_run_name=f"render-creatives[batch {i}/{len(batches)}]"
-        )(batch, s.creative_font, artifacts)
-        added = store.write(
-            {
-                "creatives": [{**r, "run_id": run_id} for r in rows],
-                "failures": [{**f, "run_id": run_id} for f in refused],
-            }
+        texts = {c["copy_id"]: c for c in stored}
+        font = self.s.creative_font
+        jobs = plan_creatives(
+            [{**texts[m["copy_id"]], **m} for m in sorted(made, key=lambda m: m["image_id"])], font
         )
-        creatives += added["creatives"]
-        failures += len(refused)  # text that cannot fit would not fit next time either
-        composing.update(len(batch))
-    record("creative", composing, creatives)
+        done = self.store.existing("creatives", "creative_id", [j.creative_id for j in jobs])
+        todo = [j for j in jobs if j.creative_id not in done]
+        if todo:
+            self.artifacts.check_writable("creatives")
+        progress = Progress("creatives", len(todo), self.logger)
+        creatives = 0
+        batches = chunks(todo, CREATIVE_BATCH)
+        for i, batch in enumerate(batches, 1):
+            rows, refused = render_creatives.with_options(
+                task_run_name=f"render-creatives[batch {i}/{len(batches)}]"
+            )(batch, font, self.artifacts)
+            creatives += self.write(creatives=rows, failures=refused)["creatives"]
+            self.counts["failures"] += len(refused)  # text that cannot fit would not fit next time either
+            progress.update(len(batch))
+        self.record("creative", progress, creatives)
+        self.work += len(todo)
+        self.counts["creatives"] = creatives
 
-    # 5. Files without engine errors join the ledger; the others are read again next time.
-    unfinished = {b["source_file"] for b in read.briefs if b["brief_id"] in failed_briefs}
-    briefs_in = Counter(b["source_file"] for b in read.briefs)
-    rejected_in = Counter(r["source_file"] for r in read.rejected)
-    ledger = [
-        {**f, "settings_hash": output_settings, "briefs": briefs_in[f["path"]],
-         "rejected": rejected_in[f["path"]], "run_id": run_id}
-        for f in read.files if f["path"] not in unfinished
-    ]  # fmt: skip
-    store.write({"run_stages": stage_rows, "ingested_files": ledger})
-
-    note = None
-    if not todo and not todo_images and not todo_creatives:
-        note = (
-            f"no generation: all {len(read.skipped)} brief files were processed before"
-            if read.skipped and not read.files
-            else "no generation: every planned copy, image and creative was already stored"
-        )
-    counts = {
-        "status": "completed_with_failures" if failures else "completed",
-        "files_new": len(read.files),
-        "files_skipped": len(read.skipped),
-        "briefs_read": len(read.briefs),
-        "briefs_rejected": len(read.rejected),
-        "copies": copies,
-        "images": images,
-        "creatives": creatives,
-        "failures": failures,
-        "output_tokens": tokens,
-        "tokens_per_s": round(tokens / writing.seconds, 1) if todo else None,
-        "images_per_s": round(images / drawing.seconds, 2) if todo_images else None,
-        "note": note,
-    }
-    return counts, {row["stage"]: round(row["seconds"], 2) for row in stage_rows}
+    def finish(self, read: ReadResult) -> None:
+        """Files without engine errors join the ledger (the others are read again next time); stage
+        timings are stored; the run's status and note are set."""
+        unfinished = {b["source_file"] for b in read.briefs if b["brief_id"] in self.failed_briefs}
+        briefs_in = Counter(b["source_file"] for b in read.briefs)
+        rejected_in = Counter(r["source_file"] for r in read.rejected)
+        ledger = [
+            {**f, "settings_hash": self.output_settings, "briefs": briefs_in[f["path"]],
+             "rejected": rejected_in[f["path"]]}
+            for f in read.files if f["path"] not in unfinished
+        ]  # fmt: skip
+        self.write(run_stages=self.stage_rows, ingested_files=ledger)
+        note = None
+        if not self.work:
+            note = (
+                f"no generation: all {len(read.skipped)} brief files were processed before"
+                if read.skipped and not read.files
+                else "no generation: every planned copy, image and creative was already stored"
+            )
+        status = "completed_with_failures" if self.counts["failures"] else "completed"
+        self.counts |= {"status": status, "note": note}
 
 
 def format_summary(summary: dict[str, Any]) -> list[str]:

@@ -30,20 +30,39 @@ def open_db(path: str | Path, read_only: bool = False, wait_s: float = 60.0, **c
     A `ducklake:` path connects to that DuckLake instead, which takes many writers."""
     if lake.is_lake(path):
         return lake.connect(str(path), read_only, **config)
+    try:
+        return retrying(
+            lambda: duckdb.connect(str(path), read_only=read_only, config=config), _locked, wait_s
+        )
+    except duckdb.IOException as e:
+        if not _locked(e):
+            raise
+        raise DatabaseBusy(f"{path}: still in use by another process after {wait_s:.0f} s ({e})") from None
+
+
+def retrying(attempt: Callable[[], T], retriable: Callable[[Exception], bool], wait_s: float) -> T:
+    """Run attempt, and again while it fails with an error `retriable` accepts, for up to wait_s
+    seconds (waits double from 50 ms to 1 s); then its last error is raised."""
     deadline = time.monotonic() + wait_s
     delay = 0.05
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only, config=config)
-        except duckdb.IOException as e:
-            if "lock" not in str(e).lower():
+            return attempt()
+        except Exception as e:
+            if not retriable(e) or time.monotonic() >= deadline:
                 raise
-            if time.monotonic() >= deadline:
-                raise DatabaseBusy(
-                    f"{path}: still in use by another process after {wait_s:.0f} s ({e})"
-                ) from None
-            time.sleep(delay)
-            delay = min(delay * 2, 1.0)
+        time.sleep(delay)
+        delay = min(delay * 2, 1.0)
+
+
+def _locked(e: Exception) -> bool:
+    """Another process holds the DuckDB file."""
+    return isinstance(e, duckdb.IOException) and "lock" in str(e).lower()
+
+
+def _lost_commit(e: Exception) -> bool:
+    """A DuckLake commit lost a race with another writer (it is rolled back, so it can be tried again)."""
+    return isinstance(e, duckdb.TransactionException) and "Failed to commit" in str(e)
 
 
 class Store:
@@ -56,12 +75,7 @@ class Store:
         self.path: str | Path = str(path) if self.lake else Path(path)
         self.wait_s = wait_s
         if self.lake:
-            catalog = Path(str(path).split(":", 2)[-1])
-            if str(path).startswith(("ducklake:sqlite:", "ducklake:duckdb:")) and not catalog.exists():
-                catalog.parent.mkdir(parents=True, exist_ok=True)
-                lake_data = lake_data or f"{catalog}.files/"  # a new local catalog: files beside it
-            # The catalog keeps the data path it was created with.
-            with lake.connect(str(path), data_path=lake_data) as con:
+            with lake.connect(str(path), data_path=lake.new_data_path(str(path), lake_data)) as con:
                 self._retry(lambda: lake.sync_schema(con))
             return
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -70,16 +84,7 @@ class Store:
 
     def _retry(self, attempt: Callable[[], T]) -> T:
         """Run attempt again while DuckLake reports a commit that lost to another writer."""
-        deadline = time.monotonic() + self.wait_s
-        delay = 0.05
-        while True:
-            try:
-                return attempt()
-            except duckdb.TransactionException as e:
-                if not self.lake or "Failed to commit" not in str(e) or time.monotonic() >= deadline:
-                    raise
-            time.sleep(delay)
-            delay = min(delay * 2, 1.0)
+        return retrying(attempt, _lost_commit, self.wait_s) if self.lake else attempt()
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:

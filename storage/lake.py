@@ -37,6 +37,16 @@ def extension_directory() -> str:
     return str(Path(next(iter(spec.submodule_search_locations))) / "extensions")
 
 
+def new_data_path(url: str, data_path: str) -> str:
+    """The data path to create a lake with: a new catalog file gets a folder beside it (and its own
+    folder made) unless one is given. An existing catalog keeps the data path it was created with."""
+    catalog = Path(url.split(":", 2)[-1])
+    if url.startswith(("ducklake:sqlite:", "ducklake:duckdb:")) and not catalog.exists():
+        catalog.parent.mkdir(parents=True, exist_ok=True)
+        return data_path or f"{catalog}.files/"
+    return data_path
+
+
 def connect(
     url: str, read_only: bool = False, data_path: str = "", **config: Any
 ) -> duckdb.DuckDBPyConnection:
