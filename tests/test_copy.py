@@ -60,10 +60,17 @@ def test_copy_is_valid_structured_output_within_limits(first_result):
 
 
 def test_same_seeds_same_copy(llm, shared_settings, one_job_per_channel, first_result):
-    again = generate_copy.fn(one_job_per_channel, engine_options(shared_settings), sampling(shared_settings))
-    before = {c["copy_id"]: (c["headline"], c["body"], c["seed"]) for c in first_result.copies}
+    """Two of the jobs again, in a batch of their own: the same copy, whatever else is decoded beside it."""
+    jobs = one_job_per_channel[:2]
+    again = generate_copy.fn(jobs, engine_options(shared_settings), sampling(shared_settings))
+    ids = {j.copy_id for j in jobs}
+    before = {
+        c["copy_id"]: (c["headline"], c["body"], c["seed"])
+        for c in first_result.copies
+        if c["copy_id"] in ids
+    }
     after = {c["copy_id"]: (c["headline"], c["body"], c["seed"]) for c in again.copies}
-    assert before == after
+    assert before == after and after
 
 
 def test_prompt_longer_than_context_is_a_failure_not_a_crash(llm, shared_settings):
