@@ -57,9 +57,9 @@ def connect(
     )
     options = ["READ_ONLY"] if read_only else []
     if data_path:
-        options.append(f"DATA_PATH '{data_path}'")
+        options.append(f"DATA_PATH {_literal(data_path)}")
     suffix = f" ({', '.join(options)})" if options else ""
-    con.execute(f"ATTACH '{url.replace(chr(39), chr(39) * 2)}' AS lake{suffix}")
+    con.execute(f"ATTACH {_literal(url)} AS lake{suffix}")
     con.execute("USE lake")
     stored = con.execute(
         "SELECT value FROM __ducklake_metadata_lake.ducklake_metadata WHERE key = 'data_path'"
@@ -83,8 +83,13 @@ def use_s3(con: duckdb.DuckDBPyConnection) -> None:
     if endpoint.netloc:  # a store other than AWS (MinIO, a local server): path-style addressing
         options |= {"ENDPOINT": endpoint.netloc, "URL_STYLE": "path"}
         options["USE_SSL"] = "true" if endpoint.scheme == "https" else "false"
-    given = ", ".join(f"{k} '{v.replace(chr(39), chr(39) * 2)}'" for k, v in options.items() if v)
-    con.execute(f"CREATE OR REPLACE TEMPORARY SECRET adforge_s3 (TYPE s3{', ' if given else ''}{given})")
+    clauses = ["TYPE s3", *(f"{k} {_literal(v)}" for k, v in options.items() if v)]
+    con.execute(f"CREATE OR REPLACE TEMPORARY SECRET adforge_s3 ({', '.join(clauses)})")
+
+
+def _literal(text: str) -> str:
+    """A SQL string literal (DDL such as ATTACH and CREATE SECRET takes no parameters)."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 @dataclass(frozen=True)
