@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import duckdb
 
-from storage.schema import VIEWS, comment, migrate
+from storage.schema import VIEWS, comment, migrate, sql_literal
 
 PREFIX = "ducklake:"
 
@@ -57,9 +57,9 @@ def connect(
     )
     options = ["READ_ONLY"] if read_only else []
     if data_path:
-        options.append(f"DATA_PATH {_literal(data_path)}")
+        options.append(f"DATA_PATH {sql_literal(data_path)}")
     suffix = f" ({', '.join(options)})" if options else ""
-    con.execute(f"ATTACH {_literal(url)} AS lake{suffix}")
+    con.execute(f"ATTACH {sql_literal(url)} AS lake{suffix}")
     con.execute("USE lake")
     stored = con.execute(
         "SELECT value FROM __ducklake_metadata_lake.ducklake_metadata WHERE key = 'data_path'"
@@ -83,13 +83,8 @@ def use_s3(con: duckdb.DuckDBPyConnection) -> None:
     if endpoint.netloc:  # a store other than AWS (MinIO, a local server): path-style addressing
         options |= {"ENDPOINT": endpoint.netloc, "URL_STYLE": "path"}
         options["USE_SSL"] = "true" if endpoint.scheme == "https" else "false"
-    clauses = ["TYPE s3", *(f"{k} {_literal(v)}" for k, v in options.items() if v)]
+    clauses = ["TYPE s3", *(f"{k} {sql_literal(v)}" for k, v in options.items() if v)]
     con.execute(f"CREATE OR REPLACE TEMPORARY SECRET adforge_s3 ({', '.join(clauses)})")
-
-
-def _literal(text: str) -> str:
-    """A SQL string literal (DDL such as ATTACH and CREATE SECRET takes no parameters)."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 @dataclass(frozen=True)

@@ -271,15 +271,16 @@ def comment(con: duckdb.DuckDBPyConnection, view_columns: bool = True) -> None:
     for table, (doc, column_docs) in DOCS.items():
         kind = "VIEW" if table.startswith("v_") else "TABLE"
         if have.get(table) != doc:
-            con.execute(f"COMMENT ON {kind} {table} IS {_quote(doc)}")
+            con.execute(f"COMMENT ON {kind} {table} IS {sql_literal(doc)}")
         for column, text in column_docs.items():
             if kind == "VIEW" and not view_columns:
                 break
             if columns.get((table, column)) != text:
-                con.execute(f"COMMENT ON COLUMN {table}.{column} IS {_quote(text)}")
+                con.execute(f"COMMENT ON COLUMN {table}.{column} IS {sql_literal(text)}")
 
 
-def _quote(text: str) -> str:
+def sql_literal(text: str) -> str:
+    """A SQL string literal, for statements that take no parameters (COMMENT, ATTACH, CREATE SECRET)."""
     return "'" + text.replace("'", "''") + "'"
 
 

@@ -56,13 +56,17 @@ def settings(models_dir: str, tmp_path: Path) -> Settings:
     )  # fmt: skip
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.fixture(scope="session")
 def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real S3 API on loopback: moto's server, in its own process (its Flask app must stay out of
     the test process, where vLLM scans every imported module)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     log = tmp_path_factory.mktemp("s3") / "server.log"
     with open(log, "wb") as out:
         server = subprocess.Popen(

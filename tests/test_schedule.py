@@ -7,7 +7,6 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import free_port
 
 from tasks.sample_briefs import COLUMNS, SAMPLE_BRIEFS
 
@@ -32,12 +32,6 @@ def readme_blocks(section: str) -> list[list[str]]:
         [line for line in block.splitlines() if line.strip()]
         for block in re.findall(r"```\n(.*?)```", text, re.S)
     ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Shell:
