@@ -57,10 +57,10 @@ def sample_jobs(requests: int, settings: Any) -> list:
     """`requests` copy jobs from the sample briefs: brief × channel × variant, repeated with new seeds."""
     from dataclasses import replace
 
-    from flows.generate_campaigns import sampling
-    from tasks.briefs import normalise
-    from tasks.copy import plan_copies
-    from tasks.sample_briefs import BANNED_WORDS, COLUMNS, SAMPLE_BRIEFS
+    from adforge.flows.generate_campaigns import sampling
+    from adforge.tasks.briefs import normalise
+    from adforge.tasks.copy import plan_copies
+    from adforge.tasks.sample_briefs import BANNED_WORDS, COLUMNS, SAMPLE_BRIEFS
 
     briefs = [normalise(dict(zip(COLUMNS, row, strict=True))) for row in SAMPLE_BRIEFS]
     briefs = [b | {"banned_words": BANNED_WORDS.get(b["brief_id"], [])} for b in briefs]

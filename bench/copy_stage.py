@@ -15,7 +15,7 @@ from bench.common import sample_jobs, save, timed
 
 
 def pipeline_copy(jobs, engine, sampling) -> int:
-    from tasks.copy import generate_copy
+    from adforge.tasks.copy import generate_copy
 
     return generate_copy.fn(jobs, engine, replace(sampling, attempts=1)).output_tokens
 
@@ -24,7 +24,7 @@ def bare_vllm(llm, jobs, sampling) -> int:
     from vllm import SamplingParams
     from vllm.sampling_params import StructuredOutputsParams
 
-    from tasks.rules import grammar_schema
+    from adforge.tasks.rules import grammar_schema
 
     params = [
         SamplingParams(
@@ -77,9 +77,9 @@ def main() -> None:
     parser.add_argument("--text-model", help="model name or path (default: the settings' text_model)")
     args = parser.parse_args()
 
-    from flows.generate_campaigns import engine_options, sampling
-    from flows.settings import load_settings
-    from tasks.copy import get_engine
+    from adforge.flows.generate_campaigns import engine_options, sampling
+    from adforge.flows.settings import load_settings
+    from adforge.tasks.copy import get_engine
 
     settings = load_settings(overrides={"text_model": args.text_model})
     engine, params = engine_options(settings), sampling(settings)

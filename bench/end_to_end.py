@@ -39,12 +39,10 @@ class Timed:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.parse_args()
-    import flows.generate_campaigns as flow_module
-    import tasks.copy
-    import tasks.images
-    from storage.db import Store
-    from tasks.quality import quality_report
-    from tasks.sample_briefs import write_sample_briefs
+    import adforge.flows.generate_campaigns as flow_module
+    from adforge.storage.db import Store
+    from adforge.tasks.quality import quality_report
+    from adforge.tasks.sample_briefs import write_sample_briefs
 
     spent = {"text": 0.0, "image": 0.0}
     load_engine, load_pipeline = tasks.copy.get_engine, tasks.images.get_pipeline

@@ -18,9 +18,9 @@ def first_token(eager: bool) -> dict:
 
     from vllm import SamplingParams
 
-    from flows.generate_campaigns import engine_options
-    from flows.settings import load_settings
-    from tasks.copy import get_engine
+    from adforge.flows.generate_campaigns import engine_options
+    from adforge.flows.settings import load_settings
+    from adforge.tasks.copy import get_engine
 
     imported = time.perf_counter()
     llm = get_engine(replace(engine_options(load_settings()), enforce_eager=eager))

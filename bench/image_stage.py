@@ -15,9 +15,9 @@ def run_mode(mode: str, images: int, batch_size: int) -> dict:
     """Generate `images` images in this process, batched or one by one; returns rate and peak memory."""
     import torch
 
-    from flows.generate_campaigns import image_options
-    from flows.settings import load_settings
-    from tasks.images import get_pipeline, resolve_device
+    from adforge.flows.generate_campaigns import image_options
+    from adforge.flows.settings import load_settings
+    from adforge.tasks.images import get_pipeline, resolve_device
 
     settings = load_settings()
     options, device = image_options(settings), resolve_device(settings.device)
@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--mode", choices=["batched", "loop"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.batch_size is None:
-        from flows.settings import load_settings
+        from adforge.flows.settings import load_settings
 
         args.batch_size = load_settings().image_batch_size
     if args.mode:  # child process: one mode, result on stdout

@@ -79,8 +79,7 @@ def write_briefs(path: Path, n: int) -> None:
 
 
 def orchestration(n: int, folder: Path) -> dict:
-    import flows.generate_campaigns as flow_module
-    import tasks.copy
+    import adforge.flows.generate_campaigns as flow_module
 
     noop = NoopLLM()
     flow_module.get_engine = tasks.copy.get_engine = lambda options: noop  # the no-op generator
@@ -95,7 +94,7 @@ def orchestration(n: int, folder: Path) -> dict:
     from prefect import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-    from storage.db import Store
+    from adforge.storage.db import Store
 
     flow_run_id = Store(settings["db"]).fetch("SELECT flow_run_id FROM runs")[0]["flow_run_id"]
     with get_client(sync_client=True) as client:
@@ -116,7 +115,7 @@ def orchestration(n: int, folder: Path) -> dict:
 def duckdb_writes(rows: int, folder: Path) -> dict:
     import duckdb
 
-    from storage.db import Store
+    from adforge.storage.db import Store
 
     copies = pa.Table.from_pylist(
         [

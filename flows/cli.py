@@ -7,11 +7,10 @@ import logging
 import os
 import signal
 import sys
-from dataclasses import MISSING, fields
 from pathlib import Path
 
-from flows.settings import Settings, load_settings
-from storage.export import FORMATS
+from adforge.flows.settings import GROUPS, Settings, load_settings
+from adforge.storage.export import FORMATS
 
 # Quiet third-party defaults; the user's own environment wins.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -19,7 +18,7 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # The tasks' own log lines (engine start, model loading) go to the dashboard with the flow's.
-os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "tasks,storage")
+os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "adforge")
 
 
 def error(e: Exception, status: int) -> int:
@@ -29,20 +28,22 @@ def error(e: Exception, status: int) -> int:
 
 
 def add_settings_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per setting, with the setting's own description and default as help."""
-    group = parser.add_argument_group("settings (flags override ADFORGE_* variables and the TOML file)")
-    for f in fields(Settings):
-        flag = "--" + f.name.replace("_", "-")
-        default = f.default if f.default is not MISSING else None
-        help_text = f"{f.metadata['help']} (default: {default})"
-        if f.type == "bool":
-            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, help=help_text)
-        else:
-            group.add_argument(flag, dest=f.name, metavar=f.name.upper(), help=help_text)
+    """One flag per setting, grouped as the settings are, with the setting's description and default."""
+    for group in GROUPS:
+        flags = parser.add_argument_group(
+            f"{(group.__doc__ or '').rstrip('.')} (flags override ADFORGE_* variables and the TOML file)"
+        )
+        for name, f in group.model_fields.items():
+            flag = "--" + name.replace("_", "-")
+            help_text = f"{f.description} (default: {f.default})"
+            if f.annotation is bool:
+                flags.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, help=help_text)
+            else:
+                flags.add_argument(flag, dest=name, metavar=name.upper(), help=help_text)
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    overrides = {f.name: getattr(args, f.name, None) for f in fields(Settings)}
+    overrides = {name: getattr(args, name, None) for name in Settings.model_fields}
     return load_settings(args.config, overrides)
 
 
@@ -55,16 +56,16 @@ def quiet_logs(settings: Settings) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     quiet_logs(settings)
-    from tasks.briefs import BriefFileError, check_file, find_files
+    from adforge.tasks.briefs import BriefFileError, check_file, find_files
 
     try:  # fail on unusable files before starting Prefect or any model
         for path in find_files(args.briefs):
             check_file(path)
     except BriefFileError as e:
         return error(e, 2)
-    from flows.generate_campaigns import format_summary, generate_campaigns
-    from storage.artifacts import ArtifactError
-    from storage.db import DatabaseBusy
+    from adforge.flows.generate_campaigns import format_summary, generate_campaigns
+    from adforge.storage.artifacts import ArtifactError
+    from adforge.storage.db import DatabaseBusy
 
     try:
         summary = generate_campaigns(briefs=[str(b) for b in args.briefs], settings=settings.to_dict())
@@ -80,8 +81,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_query(args: argparse.Namespace) -> int:
     import duckdb
 
-    from storage.db import DatabaseBusy, query
-    from storage.export import write_result
+    from adforge.storage.db import DatabaseBusy, query
+    from adforge.storage.export import write_result
 
     settings = load_settings(args.config)
     try:
@@ -98,8 +99,8 @@ def cmd_query(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     import duckdb
 
-    from storage.db import DatabaseBusy
-    from storage.export import export_run
+    from adforge.storage.db import DatabaseBusy
+    from adforge.storage.export import export_run
 
     settings = load_settings(args.config)
     try:
@@ -114,8 +115,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_quality(args: argparse.Namespace) -> int:
     import duckdb
 
-    from storage.db import DatabaseBusy, read_rows
-    from tasks.quality import quality_report
+    from adforge.storage.db import DatabaseBusy, read_rows
+    from adforge.tasks.quality import quality_report
 
     settings = load_settings(args.config)
     db = args.db or settings.db
@@ -139,7 +140,7 @@ def cmd_quality(args: argparse.Namespace) -> int:
 def cmd_schema(args: argparse.Namespace) -> int:
     import duckdb
 
-    from storage.schema import migrate, schema_markdown
+    from adforge.storage.schema import migrate, schema_markdown
 
     with duckdb.connect() as con:  # an empty in-memory database with every migration applied
         migrate(con)
@@ -158,7 +159,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from prefect.schedules import Cron
     from prefect.settings import get_current_settings
 
-    from flows.generate_campaigns import generate_campaigns
+    from adforge.flows.generate_campaigns import generate_campaigns
 
     if not get_current_settings().api.url:
         return error(ValueError("serving needs a Prefect server: start one and set PREFECT_API_URL"), 2)
@@ -176,7 +177,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_models_prepare(args: argparse.Namespace) -> int:
-    from tasks.models import prepare_models
+    from adforge.tasks.models import prepare_models
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     models_dir = args.models_dir or load_settings(args.config).models_dir
@@ -186,7 +187,7 @@ def cmd_models_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_sample_briefs(args: argparse.Namespace) -> int:
-    from tasks.sample_briefs import write_sample_briefs
+    from adforge.tasks.sample_briefs import write_sample_briefs
 
     count = write_sample_briefs(args.out)
     print(f"wrote {count} sample briefs to {args.out}")

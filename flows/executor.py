@@ -7,15 +7,28 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from prefect import Task
 from prefect.utilities.annotations import quote
 
-from flows.settings import Settings
+from adforge.flows.settings import Settings
 
 Call = tuple[str, dict[str, Any]]  # task run name, parameters
-Outcome = tuple[Any, Exception | None]  # the task's result, or the exception it ended with
+
+
+@dataclass
+class Outcome:
+    """What one call gave: the task's result, or the exception it ended with after `attempts` tries."""
+
+    result: Any = None
+    error: Exception | None = None
+    attempts: int = 1
+
+
+def failed(task: Task, error: Exception) -> Outcome:
+    return Outcome(error=error, attempts=1 + (task.retries or 0))
 
 
 def unvisited(parameters: dict[str, Any]) -> dict[str, Any]:
@@ -38,9 +51,9 @@ class Local:
     def run(self, task: Task, calls: list[Call], gpus: float = 0.0) -> Iterator[Outcome]:
         for name, parameters in calls:
             try:
-                yield task.with_options(task_run_name=name)(**unvisited(parameters)), None
+                yield Outcome(task.with_options(task_run_name=name)(**unvisited(parameters)))
             except Exception as e:
-                yield None, e
+                yield failed(task, e)
 
 
 class Ray:
@@ -62,9 +75,9 @@ class Ray:
             futures = [self.runner.submit(task.with_options(task_run_name=n), p) for n, p in calls]
         for future in futures:
             try:
-                yield future.result(), None
+                yield Outcome(future.result())
             except Exception as e:
-                yield None, e
+                yield failed(task, e)
 
 
 @contextmanager

@@ -1,101 +1,188 @@
-"""One settings object: defaults, overridden by a TOML file, then ADFORGE_* variables, then flags."""
+"""One settings object: defaults, overridden by a TOML file, then ADFORGE_* variables, then flags.
+
+Each group declares its settings once (type, default, description); `Settings` combines the groups
+under their flat names, which are what the TOML file, the ADFORGE_* variables and the flags use.
+The tasks' option objects are built from it by name (`engine()`, `sampling()`, `images()`).
+"""
 
 from __future__ import annotations
 
 import os
-import tomllib
-from dataclasses import asdict, dataclass, field, fields, replace
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
-def setting(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
+from adforge.tasks.copy import EngineOptions, Sampling
+from adforge.tasks.images import ImageOptions
 
 
-@dataclass(frozen=True)
-class Settings:
-    db: str = setting("data/adforge.duckdb", "DuckDB file holding briefs, copy, images and runs")
-    lake_data: str = setting(
+class Group(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class StorageSettings(Group):
+    """Where inputs, outputs and models live."""
+
+    db: str = Field("data/adforge.duckdb", description="DuckDB file holding briefs, copy, images and runs")
+    lake_data: str = Field(
         "",
-        "folder or s3:// URL where a new DuckLake (db = ducklake:...) keeps its Parquet files; "
+        description="folder or s3:// URL where a new DuckLake (db = ducklake:...) keeps its Parquet files; "
         "empty: beside its catalog",
     )
-    db_wait_s: float = setting(60.0, "how long to wait for another process's write to the database")
-    artifacts: str = setting(
-        "data/artifacts", "folder or fsspec URL (s3://bucket/prefix) for images, creatives and reports"
+    db_wait_s: float = Field(60.0, description="how long to wait for another process's write to the database")
+    artifacts: str = Field(
+        "data/artifacts",
+        description="folder or fsspec URL (s3://bucket/prefix) for images, creatives and reports",
     )
-    models_dir: str = setting("data/models", "local model cache built by `adforge models prepare`")
-    text_model: str = setting(
-        "SmolLM2-135M-Instruct", "copy model: a folder in models_dir, a local path or a Hugging Face id"
+    models_dir: str = Field("data/models", description="local model cache built by `adforge models prepare`")
+    incremental: bool = Field(
+        True,
+        description="skip brief files already processed with the same output settings (same content hash)",
     )
-    image_model: str = setting(
-        "tiny-sd", "image model: a folder in models_dir, a local path or a Hugging Face id"
+    quiet: bool = Field(False, description="log only warnings and the final summary")
+
+
+class SamplingSettings(Group):
+    """What decides the copy that comes out (part of every copy_id)."""
+
+    text_model: str = Field(
+        "SmolLM2-135M-Instruct",
+        description="copy model: a folder in models_dir, a local path or a Hugging Face id",
     )
-    seed: int = setting(0, "run seed; every request's seed is derived from it")
-    temperature: float = setting(0.8, "sampling temperature for copy")
-    top_p: float = setting(0.95, "nucleus sampling threshold for copy")
-    max_tokens: int = setting(320, "most tokens generated per copy variant")
-    copy_attempts: int = setting(
-        6, "samples per copy variant (a new seed each) until one passes every rule; then a failure"
+    seed: int = Field(0, description="run seed; every request's seed is derived from it")
+    temperature: float = Field(0.8, description="sampling temperature for copy")
+    top_p: float = Field(0.95, description="nucleus sampling threshold for copy")
+    max_tokens: int = Field(320, description="most tokens generated per copy variant")
+    copy_attempts: int = Field(
+        6,
+        description="samples per copy variant (a new seed each) until one passes every rule; then a failure",
     )
-    max_variant_similarity: float = setting(
-        0.8, "variants of one brief and channel more alike than this (0-1) are sampled again"
+    max_variant_similarity: float = Field(
+        0.8, description="variants of one brief and channel more alike than this (0-1) are sampled again"
     )
-    text_model_languages: str = setting(
-        "en", "languages the copy model writes (comma-separated codes, or 'any'); checked for those briefs"
+    text_model_languages: str = Field(
+        "en",
+        description="languages the copy model writes (comma-separated codes, or 'any'); checked for those "
+        "briefs",
     )
-    structured_output_backend: str = setting(
-        "guidance", "vLLM structured output backend; the copy grammar's patterns need guidance"
+    copy_chunk_size: int = Field(256, description="prompts per copy task; vLLM batches within a chunk")
+
+
+class EngineSettings(Group):
+    """How the text engine is started."""
+
+    text_generator: str = Field(
+        "vllm", description="text generator: vllm, or module:Class of another TextGenerator implementation"
     )
-    copy_chunk_size: int = setting(256, "prompts per copy task; vLLM batches within a chunk")
-    max_model_len: int = setting(2048, "context length the text engine is started with")
-    max_num_seqs: int = setting(64, "most sequences vLLM decodes at once")
-    enforce_eager: bool = setting(
-        True, "skip vLLM graph compilation: first token 16 s after a cold start instead of 154 s on 2 cores"
+    structured_output_backend: str = Field(
+        "guidance", description="vLLM structured output backend; the copy grammar's patterns need guidance"
     )
-    dtype: str = setting(
-        "float32", "weights dtype for the text model; float32 keeps copy identical across batchings on CPU"
+    max_model_len: int = Field(2048, description="context length the text engine is started with")
+    max_num_seqs: int = Field(64, description="most sequences vLLM decodes at once")
+    enforce_eager: bool = Field(
+        True,
+        description="skip vLLM graph compilation: first token 16 s after a cold start instead of 154 s on "
+        "2 cores",
     )
-    chunked_prefill: bool = setting(
-        False, "split long prefills across steps; must stay off on CPU when requests carry seeds"
+    dtype: str = Field(
+        "float32",
+        description="weights dtype for the text model; float32 keeps copy identical across batchings on CPU",
     )
-    max_num_batched_tokens: int = setting(8192, "most tokens vLLM schedules in one step")
-    engine_in_process: bool = setting(
-        True, "run vLLM's engine core in this process; faster on small CPUs, turn off on GPUs"
+    chunked_prefill: bool = Field(
+        False, description="split long prefills across steps; must stay off on CPU when requests carry seeds"
     )
-    kv_cache_gb: int = setting(2, "KV cache size in GiB on CPU (VLLM_CPU_KVCACHE_SPACE)")
-    gpu_memory_utilization: float = setting(
-        0.6, "share of GPU memory vLLM may take; the rest is left to the image model"
+    max_num_batched_tokens: int = Field(8192, description="most tokens vLLM schedules in one step")
+    engine_in_process: bool = Field(
+        True, description="run vLLM's engine core in this process; faster on small CPUs, turn off on GPUs"
     )
-    tensor_parallel_size: int = setting(1, "GPUs one text engine splits each layer across")
-    pipeline_parallel_size: int = setting(1, "GPUs one text engine splits its layers across, in stages")
-    image_width: int = setting(64, "image width in pixels (512 for sd-turbo)")
-    image_height: int = setting(64, "image height in pixels (512 for sd-turbo)")
-    image_steps: int = setting(2, "diffusion steps per image (1-4 for turbo models)")
-    guidance_scale: float = setting(0.0, "classifier-free guidance; 0 for turbo models")
-    image_batch_size: int = setting(8, "images generated per diffusers call and per image task")
-    device: str = setting("auto", "torch device for the image model: auto, cpu or cuda")
-    creative_font: str = setting(
+    kv_cache_gb: int = Field(2, description="KV cache size in GiB on CPU (VLLM_CPU_KVCACHE_SPACE)")
+    gpu_memory_utilization: float = Field(
+        0.6, description="share of GPU memory vLLM may take; the rest is left to the image model"
+    )
+    tensor_parallel_size: int = Field(1, description="GPUs one text engine splits each layer across")
+    pipeline_parallel_size: int = Field(
+        1, description="GPUs one text engine splits its layers across, in stages"
+    )
+
+
+class ImageSettings(Group):
+    """Images and creatives."""
+
+    image_model: str = Field(
+        "tiny-sd", description="image model: a folder in models_dir, a local path or a Hugging Face id"
+    )
+    image_generator: str = Field(
+        "diffusers",
+        description="image generator: diffusers, or module:Class of another ImageGenerator implementation",
+    )
+    image_width: int = Field(64, description="image width in pixels (512 for sd-turbo)")
+    image_height: int = Field(64, description="image height in pixels (512 for sd-turbo)")
+    image_steps: int = Field(2, description="diffusion steps per image (1-4 for turbo models)")
+    guidance_scale: float = Field(0.0, description="classifier-free guidance; 0 for turbo models")
+    image_batch_size: int = Field(8, description="images generated per diffusers call and per image task")
+    device: str = Field("auto", description="torch device for the image model: auto, cpu or cuda")
+    creative_font: str = Field(
         "DejaVuSans-Bold.ttf",
-        "TrueType font for creatives: a path or a file in the system's font folders (for CJK copy, e.g. "
-        "NotoSansCJK-Bold.ttc); Pillow's built-in font if missing",
+        description="TrueType font for creatives: a path or a file in the system's font folders (for CJK "
+        "copy, e.g. NotoSansCJK-Bold.ttc); Pillow's built-in font if missing",
     )
-    incremental: bool = setting(
-        True, "skip brief files already processed with the same output settings (same content hash)"
+
+
+class ExecutorSettings(Group):
+    """Where the generation tasks run."""
+
+    executor: str = Field(
+        "local", description="where copy chunks and image batches run: local (this process, in order) or ray"
     )
-    quiet: bool = setting(False, "log only warnings and the final summary")
-    executor: str = setting(
-        "local", "where copy chunks and image batches run: local (this process, in order) or ray"
+    ray_address: str = Field(
+        "",
+        description="Ray cluster to run on (auto, or ray://HEAD:10001); empty starts a local one for the run",
     )
-    ray_address: str = setting(
-        "", "Ray cluster to run on (auto, or ray://HEAD:10001); empty starts a local one for the run"
+    ray_cpus_per_task: float = Field(1.0, description="CPUs each copy or image task reserves on Ray")
+    ray_gpus_per_copy_task: float = Field(
+        0.0,
+        description="GPUs each copy task reserves on Ray: tensor_parallel_size × pipeline_parallel_size on "
+        "GPUs",
     )
-    ray_cpus_per_task: float = setting(1.0, "CPUs each copy or image task reserves on Ray")
-    ray_gpus_per_copy_task: float = setting(
-        0.0, "GPUs each copy task reserves on Ray: tensor_parallel_size × pipeline_parallel_size on GPUs"
+    ray_gpus_per_image_task: float = Field(
+        0.0, description="GPUs each image task reserves on Ray (1 on GPUs)"
     )
-    ray_gpus_per_image_task: float = setting(0.0, "GPUs each image task reserves on Ray (1 on GPUs)")
+
+
+GROUPS: tuple[type[Group], ...] = (
+    StorageSettings,
+    SamplingSettings,
+    EngineSettings,
+    ImageSettings,
+    ExecutorSettings,
+)
+_config_file: ContextVar[Path | None] = ContextVar("config_file", default=None)
+
+
+class Settings(
+    StorageSettings, SamplingSettings, EngineSettings, ImageSettings, ExecutorSettings, BaseSettings
+):
+    model_config = SettingsConfigDict(env_prefix="ADFORGE_", frozen=True, extra="forbid")
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:  # fmt: skip
+        """Flags (init) beat ADFORGE_* variables, which beat the TOML file."""
+        path = _config_file.get()
+        return (init_settings, env_settings) + (
+            (TomlConfigSettingsSource(settings_cls, path),) if path else ()
+        )
 
     def text_model_path(self) -> str:
         return _resolve_model(self.text_model, self.models_dir)
@@ -103,8 +190,30 @@ class Settings:
     def image_model_path(self) -> str:
         return _resolve_model(self.image_model, self.models_dir)
 
+    def engine(self) -> EngineOptions:
+        """How to start the text engine: the engine settings, with the model resolved to a path."""
+        return EngineOptions(model=self.text_model_path(), **_pick(self, EngineOptions, skip={"model"}))
+
+    def sampling(self) -> Sampling:
+        return Sampling(
+            model=self.text_model, seed=self.seed, temperature=self.temperature, top_p=self.top_p,
+            max_tokens=self.max_tokens, attempts=self.copy_attempts,
+            max_similarity=self.max_variant_similarity, languages=self.text_model_languages,
+        )  # fmt: skip
+
+    def images(self) -> ImageOptions:
+        return ImageOptions(
+            model=self.image_model, width=self.image_width, height=self.image_height, steps=self.image_steps,
+            guidance_scale=self.guidance_scale,
+        )  # fmt: skip
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return self.model_dump()
+
+
+def _pick(s: Settings, options: type, skip: set[str]) -> dict[str, Any]:
+    """The settings named like the fields of a dataclass of options."""
+    return {name: getattr(s, name) for name in options.__dataclass_fields__ if name not in skip}
 
 
 def _resolve_model(name: str, models_dir: str) -> str:
@@ -113,41 +222,28 @@ def _resolve_model(name: str, models_dir: str) -> str:
     return str(cached.resolve()) if cached.is_dir() else name  # absolute: workers may start elsewhere
 
 
-def _convert(name: str, raw: Any) -> Any:
-    kind = {f.name: f.type for f in fields(Settings)}[name]
-    if not isinstance(raw, str):
-        return raw
-    if kind == "bool":
-        if raw.lower() not in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
-            raise ValueError(f"{name}: expected true or false, got {raw!r}")
-        return raw.lower() in {"1", "true", "yes", "on"}
-    if kind in {"int", "float"}:
-        try:
-            return int(raw) if kind == "int" else float(raw)
-        except ValueError:
-            raise ValueError(f"{name}: expected a number, got {raw!r}") from None
-    return raw
-
-
 def load_settings(config: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
-    """Build settings from the TOML file (if any), ADFORGE_* variables and explicit overrides."""
-    names = {f.name for f in fields(Settings)}
-    values: dict[str, Any] = {}
+    """Build settings from the TOML file (if any), ADFORGE_* variables and explicit overrides; a bad
+    value is a ValueError naming the setting and what was expected."""
     path = (
         config
         or os.environ.get("ADFORGE_CONFIG")
         or ("adforge.toml" if Path("adforge.toml").exists() else None)
     )
-    if path:
-        with open(path, "rb") as f:
-            from_file = tomllib.load(f)
-        unknown = set(from_file) - names
-        if unknown:
-            raise ValueError(f"{path}: unknown settings {', '.join(sorted(unknown))}")
-        values.update(from_file)
-    for name in names:
-        env = os.environ.get(f"ADFORGE_{name.upper()}")
-        if env is not None:
-            values[name] = env
-    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    return replace(Settings(), **{k: _convert(k, v) for k, v in values.items()})
+    token = _config_file.set(Path(path) if path else None)
+    try:
+        return Settings(**{k: v for k, v in (overrides or {}).items() if v is not None})
+    except ValidationError as e:
+        raise ValueError(_explain(e, path)) from None
+    finally:
+        _config_file.reset(token)
+
+
+def _explain(e: ValidationError, path: str | Path | None) -> str:
+    unknown = sorted(str(err["loc"][0]) for err in e.errors() if err["type"] == "extra_forbidden")
+    if unknown:
+        return f"{path}: unknown settings {', '.join(unknown)}"
+    err = e.errors()[0]
+    name = ".".join(map(str, err["loc"]))
+    expected = {"bool_parsing": "true or false", "int_parsing": "a number", "float_parsing": "a number"}
+    return f"{name}: expected {expected.get(err['type'], err['msg'])}, got {err['input']!r}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeAlias, TypeVar
@@ -13,11 +13,11 @@ from typing import Any, TypeAlias, TypeVar
 import duckdb
 import pyarrow as pa
 
-from storage import lake
-from storage.faults import fault_point
-from storage.schema import migrate
+from adforge.storage import lake
+from adforge.storage.faults import fault_point
+from adforge.storage.schema import migrate
 
-Rows: TypeAlias = pa.Table | list[dict[str, Any]]
+Rows: TypeAlias = pa.Table | Sequence[Any]  # an Arrow table, or dicts or dataclass records
 T = TypeVar("T")
 
 
@@ -103,7 +103,9 @@ class Store:
         with self.connect() as con:
             con.execute("BEGIN")
             for table, rows in tables.items():
-                arrow = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows)
+                arrow = (
+                    rows if isinstance(rows, pa.Table) else pa.Table.from_pylist([_columns(r) for r in rows])
+                )
                 if arrow.num_rows == 0:
                     counts[table] = 0
                     continue
@@ -132,6 +134,40 @@ class Store:
     def existing(self, table: str, column: str, ids: list[str]) -> set[str]:
         """Which of these ids are already stored in table.column."""
         return {row[column] for row in self.by_ids(table, column, ids, column)}
+
+    def pending(self, table: str, column: str, ids: list[str], retried: Sequence[str]) -> set[str]:
+        """Which of these ids are still to make: not stored in table.column, and not failed for good
+        (a failure whose kind is not one of the `retried` kinds)."""
+        if not ids:
+            return set()
+        with self.connect() as con:
+            con.register("wanted", pa.table({"id": pa.array(ids, pa.string())}))
+            rows = con.execute(
+                f"SELECT id FROM wanted WHERE id NOT IN (SELECT {column} FROM {table}) AND id NOT IN "
+                "(SELECT item_id FROM failures WHERE NOT list_contains(?, kind))",
+                [list(retried)],
+            ).fetchall()
+        return {r[0] for r in rows}
+
+    def failed_briefs(self, run_id: str, kinds: Sequence[str]) -> set[str]:
+        """Briefs that have a failure of one of these kinds in this run."""
+        rows = self.fetch(
+            "SELECT DISTINCT brief_id FROM failures WHERE run_id = ? AND list_contains(?, kind)",
+            [run_id, list(kinds)],
+        )
+        return {r["brief_id"] for r in rows}
+
+    def images_with_copy(self, image_ids: list[str]) -> list[dict[str, Any]]:
+        """These stored images, each with the channel, headline and call to action of its copy."""
+        if not image_ids:
+            return []
+        with self.connect() as con:
+            con.register("wanted", pa.table({"id": pa.array(image_ids, pa.string())}))
+            return _dicts(con.execute(
+                "SELECT i.image_id, i.copy_id, i.brief_id, i.path, c.channel, c.headline, c.cta "
+                "FROM images i JOIN copies c USING (copy_id) WHERE i.image_id IN (SELECT id FROM wanted) "
+                "ORDER BY i.image_id"
+            ))  # fmt: skip
 
     def fetch(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
         """Rows of a query as dicts (for the pipeline's own reads)."""
@@ -180,6 +216,10 @@ def _alive(pid: int | None) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _columns(record: Any) -> dict[str, Any]:
+    return record if isinstance(record, dict) else vars(record)
 
 
 def _dicts(result: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from storage.db import open_existing
+from adforge.storage.db import open_existing
 
 FORMATS = ("table", "csv", "json", "parquet")
 # Every table with a run_id column; `adforge export` writes one Parquet file per table.

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import duckdb
 
-from storage.schema import VIEWS, comment, migrate, sql_literal
+from adforge.storage.schema import VIEWS, comment, migrate, sql_literal
 
 PREFIX = "ducklake:"
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import duckdb
 
-from storage.schema_docs import DOCS
+from adforge.storage.schema_docs import DOCS
 
 MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = []
 
@@ -194,6 +194,19 @@ def m005_copy_checks(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE copies ADD COLUMN checks JSON; ALTER TABLE copies ADD COLUMN similarity DOUBLE")
 
 
+@migration
+def m006_failure_kind(con: duckdb.DuckDBPyConnection) -> None:
+    # Why an item failed, as a value the pipeline decides retries by (reason stays the human text).
+    con.execute("""
+        ALTER TABLE failures ADD COLUMN kind VARCHAR;
+        UPDATE failures SET kind = CASE
+            WHEN reason LIKE 'engine error%' THEN 'engine_error'
+            WHEN reason LIKE 'prompt is %' THEN 'prompt_too_long'
+            WHEN reason LIKE 'creative:%' THEN 'creative'
+            ELSE 'rule' END;
+    """)
+
+
 # Views hold no data: they are defined again whenever a migration has run.
 VIEWS = """
         CREATE OR REPLACE VIEW v_assets AS
@@ -230,7 +243,7 @@ VIEWS = """
         ) s USING (run_id);
         CREATE OR REPLACE VIEW v_failures AS
         SELECT f.run_id, r.started_at AS run_started_at, f.stage, f.item_id, f.brief_id, f.channel,
-               f.variant, split_part(f.reason, ':', 1) AS reason_kind, f.reason, f.attempts,
+               f.variant, split_part(f.reason, ':', 1) AS reason_kind, f.reason, f.attempts, f.kind,
                f.item_id IN (SELECT copy_id FROM copies UNION ALL SELECT image_id FROM images
                              UNION ALL SELECT creative_id FROM creatives) AS resolved,
                f.created_at

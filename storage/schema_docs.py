@@ -135,6 +135,8 @@ DOCS: dict[str, tuple[str, dict[str, str]]] = {
         "reason": "the last reason: validation message, engine error or context overflow",
         "attempts": "tries made",
         "created_at": CREATED,
+        "kind": "engine_error (a later run tries again), rule, prompt_too_long or creative (final for "
+        "the same settings)",
     }),
     "run_stages": ("One row per stage of a run, with its time.", {
         "run_id": RUN_ID,
@@ -221,6 +223,7 @@ DOCS: dict[str, tuple[str, dict[str, str]]] = {
         "reason_kind": "the reason up to its first colon: the field, 'engine error', ...",
         "reason": "failures.reason",
         "attempts": "failures.attempts",
+        "kind": "failures.kind",
         "resolved": "true once a later run has stored the item",
         "created_at": "failures.created_at",
     }),

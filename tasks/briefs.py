@@ -5,18 +5,19 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.channels import CHANNELS
-from tasks.ids import stable_hash
+from adforge.tasks.channels import CHANNELS
+from adforge.tasks.domain import Brief, RejectedBrief
+from adforge.tasks.ids import stable_hash
 
 REQUIRED = ("brief_id", "brand", "product", "audience", "key_message")
 OPTIONAL = ("campaign_id", "tone", "channels", "variants", "images_per_copy", "banned_words", "language")
@@ -26,27 +27,6 @@ MAX_CHARS = {"brief_id": 200, "brand": 200, "product": 200, "audience": 500, "ke
 DEFAULTS = {"tone": "friendly", "channels": ["instagram"], "variants": 3, "images_per_copy": 1,
             "banned_words": [], "language": "en", "campaign_id": None}  # fmt: skip
 RANGES = {"variants": (1, 10), "images_per_copy": (0, 4)}
-
-BRIEF_SCHEMA = pa.schema(
-    [
-        ("brief_id", pa.string()),
-        ("brief_hash", pa.string()),
-        ("campaign_id", pa.string()),
-        ("brand", pa.string()),
-        ("product", pa.string()),
-        ("audience", pa.string()),
-        ("key_message", pa.string()),
-        ("tone", pa.string()),
-        ("channels", pa.list_(pa.string())),
-        ("variants", pa.int32()),
-        ("images_per_copy", pa.int32()),
-        ("banned_words", pa.list_(pa.string())),
-        ("language", pa.string()),
-        ("metadata", pa.string()),
-        ("source_file", pa.string()),
-        ("source_row", pa.int64()),
-    ]
-)
 
 
 class BriefFileError(Exception):
@@ -58,11 +38,29 @@ class RowError(ValueError):
 
 
 @dataclass
+class BriefFile:
+    path: str
+    file_hash: str
+    bytes: int
+    reason: str | None = None  # why it was skipped unread
+
+
+@dataclass
 class ReadResult:
-    briefs: list[dict[str, Any]] = field(default_factory=list)
-    rejected: list[dict[str, Any]] = field(default_factory=list)
-    files: list[dict[str, Any]] = field(default_factory=list)  # read: path, file_hash, bytes
-    skipped: list[dict[str, Any]] = field(default_factory=list)  # not read: path, file_hash, reason
+    briefs: list[Brief] = field(default_factory=list)
+    rejected: list[RejectedBrief] = field(default_factory=list)
+    files: list[BriefFile] = field(default_factory=list)  # read
+    skipped: list[BriefFile] = field(default_factory=list)  # not read: processed before, or a repeat
+
+    def ledger(self, settings_hash: str, unfinished: set[str]) -> list[dict[str, Any]]:
+        """`ingested_files` rows for the files read, except the `unfinished` ones (read again next time)."""
+        briefs = Counter(b.source_file for b in self.briefs)
+        rejected = Counter(r.source_file for r in self.rejected)
+        return [
+            {"path": f.path, "file_hash": f.file_hash, "bytes": f.bytes, "settings_hash": settings_hash,
+             "briefs": briefs[f.path], "rejected": rejected[f.path]}
+            for f in self.files if f.path not in unfinished
+        ]  # fmt: skip
 
 
 def find_files(paths: Sequence[str | Path]) -> list[Path]:
@@ -110,17 +108,17 @@ def read_briefs(paths: Sequence[str | Path], done: dict[str, str] | None = None)
     for f in find_files(paths):
         check_file(f)
         digest = file_hash(f)
-        entry = {"path": str(f), "file_hash": digest, "bytes": f.stat().st_size}
+        entry = BriefFile(str(f), digest, f.stat().st_size)
         if digest in done or digest in first:
-            reason = (
+            entry.reason = (
                 f"processed before: {done[digest]}" if digest in done else f"same content as {first[digest]}"
             )
-            result.skipped.append({**entry, "reason": reason})
+            result.skipped.append(entry)
         else:
             first[digest] = str(f)
             result.files.append(entry)
     seen: dict[str, str] = {}
-    for f in (Path(e["path"]) for e in result.files):
+    for f in (Path(e.path) for e in result.files):
         try:
             rows = pq.read_table(f).to_pylist()
         except Exception as e:
@@ -129,20 +127,18 @@ def read_briefs(paths: Sequence[str | Path], done: dict[str, str] | None = None)
             brief_id = row.get("brief_id") if isinstance(row.get("brief_id"), str) else None
             try:
                 brief = normalise(row)
-                if brief["brief_id"] in seen:
-                    raise RowError(f"brief_id: duplicate of {seen[brief['brief_id']]}")
+                if brief.brief_id in seen:
+                    raise RowError(f"brief_id: duplicate of {seen[brief.brief_id]}")
             except RowError as e:
-                result.rejected.append(
-                    {"brief_id": brief_id, "source_file": str(f), "source_row": i, "reason": str(e)}
-                )
+                result.rejected.append(RejectedBrief(brief_id, str(f), i, str(e)))
                 continue
-            seen[brief["brief_id"]] = f"row {i} of {f}"
-            brief.update(source_file=str(f), source_row=i)
+            seen[brief.brief_id] = f"row {i} of {f}"
+            brief.source_file, brief.source_row = str(f), i
             result.briefs.append(brief)
     return result
 
 
-def normalise(row: dict[str, Any]) -> dict[str, Any]:
+def normalise(row: dict[str, Any]) -> Brief:
     """One raw row → one brief in the normalised schema, or RowError naming the field."""
     brief: dict[str, Any] = {}
     for name in REQUIRED:
@@ -162,7 +158,7 @@ def normalise(row: dict[str, Any]) -> dict[str, Any]:
     extra = {k: v for k, v in row.items() if k not in REQUIRED and k not in OPTIONAL}
     brief["metadata"] = json.dumps(extra, ensure_ascii=False, default=str, sort_keys=True) if extra else None
     brief["brief_hash"] = stable_hash({k: brief[k] for k in REQUIRED + OPTIONAL})
-    return brief
+    return Brief(**brief)
 
 
 def _missing(value: Any) -> bool:
@@ -211,7 +207,3 @@ def _count(name: str, value: Any) -> int | None:
     if not low <= value <= high:
         raise RowError(f"{name}: {value} is outside {low}..{high}")
     return value
-
-
-def briefs_table(briefs: list[dict[str, Any]]) -> pa.Table:
-    return pa.Table.from_pylist(briefs, schema=BRIEF_SCHEMA)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import logging
-from dataclasses import asdict, dataclass
 from functools import cache
 from typing import Any, cast
 
@@ -17,8 +16,9 @@ from PIL import Image, ImageDraw, ImageFont
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from storage.artifacts import ArtifactStore
-from tasks.ids import make_id
+from adforge.storage.artifacts import ArtifactStore
+from adforge.tasks.domain import CreativeJob, CreativeRow, Failure, FailureKind, failure
+from adforge.tasks.ids import make_id
 
 logger = logging.getLogger(__name__)
 
@@ -34,18 +34,6 @@ LAYOUT = 1  # bump when the layout changes: part of every creative_id
 
 class TextDoesNotFit(ValueError):
     """The headline cannot be set legibly in the space the format leaves."""
-
-
-@dataclass
-class CreativeJob:
-    creative_id: str
-    copy_id: str
-    image_id: str
-    brief_id: str
-    channel: str
-    headline: str
-    cta: str
-    image_path: str
 
 
 def plan_creatives(rows: list[dict[str, Any]], font: str) -> list[CreativeJob]:
@@ -172,35 +160,34 @@ def _lowest_contrast(image: Image.Image, box: tuple[int, int, int, int]) -> floa
     return contrast_ratio(TEXT, lightest)
 
 
-def failure(job: CreativeJob, reason: str) -> dict[str, Any]:
-    """A failures row for a creative (composing is deterministic: one attempt)."""
-    return {"stage": "creative", "item_id": job.creative_id, "brief_id": job.brief_id, "channel": job.channel,
-            "reason": reason, "attempts": 1}  # fmt: skip
-
-
 @task(name="render-creatives", cache_policy=NO_CACHE)
-def render_creatives(jobs: list[CreativeJob], font: str, artifacts: ArtifactStore) -> tuple[list, list]:
+def render_creatives(
+    jobs: list[CreativeJob], font: str, artifacts: ArtifactStore
+) -> tuple[list[CreativeRow], list[Failure]]:
     """Compose and save a batch of creatives; returns (rows, failures).
 
     A creative whose image cannot be read or whose text cannot fit is a failure; a file that
     cannot be written (full disk) stops the batch and removes the files it had written."""
-    rows: list[dict[str, Any]] = []
-    failures = []
+    rows: list[CreativeRow] = []
+    failures: list[Failure] = []
     try:
         for job in jobs:
             try:
                 with Image.open(io.BytesIO(artifacts.read(job.image_path))) as source:
                     image, measured = compose(source, job.headline, job.cta, SIZES[job.channel], font)
             except (TextDoesNotFit, OSError) as e:
-                failures.append(failure(job, f"creative: {e}"))
+                failures.append(failure(job, FailureKind.CREATIVE, f"creative: {e}", 1))
                 continue
             buffer = io.BytesIO()
             image.save(buffer, format="PNG", compress_level=1)
             path, sha256 = artifacts.write("creatives", job.creative_id, ".png", buffer.getvalue())
-            row = {k: v for k, v in asdict(job).items() if k not in {"headline", "cta", "image_path"}}
-            size = {"width": image.width, "height": image.height, "bytes": len(buffer.getvalue())}
-            rows.append({**row, "kind": "creative", "path": path, **size, **measured, "sha256": sha256})
+            rows.append(CreativeRow(
+                creative_id=job.creative_id, copy_id=job.copy_id, image_id=job.image_id,
+                brief_id=job.brief_id, channel=job.channel, kind="creative", path=path,
+                width=image.width, height=image.height, **measured,
+                sha256=sha256, bytes=len(buffer.getvalue()),
+            ))  # fmt: skip
     except BaseException:
-        artifacts.remove([row["path"] for row in rows])  # no file without its row
+        artifacts.remove([row.path for row in rows])  # no file without its row
         raise
     return rows, failures

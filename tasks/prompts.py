@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from tasks.channels import CHANNELS, CTA_BUTTONS, IMAGE_PROMPT_MAX
-from tasks.rules import brand_in_grammar
+from adforge.tasks.channels import CHANNELS, CTA_BUTTONS, IMAGE_PROMPT_MAX
+from adforge.tasks.domain import Brief
+from adforge.tasks.rules import brand_in_grammar
 
 SYSTEM = (
     "You are an advertising copywriter. Write one ad for the channel described. "
@@ -14,7 +13,7 @@ SYSTEM = (
 )
 
 
-def copy_messages(brief: dict[str, Any], channel: str, variant: int) -> list[dict[str, str]]:
+def copy_messages(brief: Brief, channel: str, variant: int) -> list[dict[str, str]]:
     """The chat messages asking for one copy variant of a brief on a channel."""
     spec = CHANNELS[channel]
     lines = [
@@ -23,20 +22,20 @@ def copy_messages(brief: dict[str, Any], channel: str, variant: int) -> list[dic
         f"body ({spec.body}) at most {spec.body_max} characters; "
         f"cta: one of the buttons {', '.join(CTA_BUTTONS)}; "
         f"at most {spec.max_hashtags} hashtags" + ("." if spec.line_breaks else "; no line breaks."),
-        f"Brand: {brief['brand']}",
-        f"Product: {brief['product']}",
-        f"Audience: {brief['audience']}",
-        f"Key message: {brief['key_message']}",
-        f"Tone: {brief['tone']}",
-        f"Language: {brief['language']}",
+        f"Brand: {brief.brand}",
+        f"Product: {brief.product}",
+        f"Audience: {brief.audience}",
+        f"Key message: {brief.key_message}",
+        f"Tone: {brief.tone}",
+        f"Language: {brief.language}",
     ]
-    if brief["banned_words"]:
-        lines.append(f"Never use these words: {', '.join(brief['banned_words'])}")
+    if brief.banned_words:
+        lines.append(f"Never use these words: {', '.join(brief.banned_words)}")
     lines += [
-        f"This is variant {variant} of {brief['variants']}; make it different from the others.",
-        f"The body starts with {brief['brand']}."
-        if brand_in_grammar(brief["brand"])
-        else f"Mention {brief['brand']} in the headline or body.",
+        f"This is variant {variant} of {brief.variants}; make it different from the others.",
+        f"The body starts with {brief.brand}."
+        if brand_in_grammar(brief.brand)
+        else f"Mention {brief.brand} in the headline or body.",
         "The headline is a few words.",
         f"image_prompt: one sentence (at most {IMAGE_PROMPT_MAX} characters) describing the "
         "ad's picture, without any text in the picture.",

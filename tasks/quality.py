@@ -11,7 +11,14 @@ from itertools import combinations
 from statistics import mean
 from typing import Any
 
-from tasks.rules import banned_words_used, brand_present, copy_text, cut_at_limit, similarity, within_limits
+from adforge.tasks.rules import (
+    banned_words_used,
+    brand_present,
+    copy_text,
+    cut_at_limit,
+    similarity,
+    within_limits,
+)
 
 
 def quality_report(copies: list[dict[str, Any]], failures: list[dict[str, Any]]) -> dict[str, Any]:

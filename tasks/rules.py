@@ -10,14 +10,16 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from difflib import SequenceMatcher
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
-import py3langid as langid
+import numpy as np
+from py3langid.langid import RAW_FLOOR, _get_identifier
 from pydantic import ValidationError
+from rapidfuzz import process
+from rapidfuzz.distance import Indel
 
-from tasks.channels import CHANNELS, CTA_BUTTONS, CopyFields, copy_model, rule_violations
+from adforge.tasks.channels import CHANNELS, CTA_BUTTONS, CopyFields, copy_model, rule_violations
 
 FIELDS = ("headline", "body", "cta")
 MIN_LANGUAGE_LETTERS = 20  # shorter text is too little to tell its language
@@ -35,6 +37,9 @@ class BrandRules:
     language: str = "en"
 
 
+# Every request of a brief and channel asks for the same schema: it is built once and shared, so callers
+# only read it (vLLM does: it serialises the dict, and deep-copies before adjusting it).
+@lru_cache(maxsize=4096)
 def grammar_schema(channel: str, brand: str) -> dict[str, Any]:
     """JSON schema for structured output: the channel's fields, each allowed one character too many."""
     schema = json.loads(_model_schema(channel))
@@ -74,16 +79,16 @@ def _literal(text: str) -> str:
 
 def check_copy(
     fields: dict[str, Any], channel: str, rules: BrandRules, languages: frozenset[str],
-    siblings: list[str], max_similarity: float,
+    siblings: list[str], max_similarity: float, language: tuple[str, float] | None = None,
 ) -> tuple[dict[str, str], str, float | None]:  # fmt: skip
     """Every rule's outcome ('passed', 'skipped: why' or 'failed: why'), the first failure if any, and
-    the highest similarity to the siblings."""
+    the highest similarity to the siblings; `language` is language_margins' result for this copy, if known."""
     score = max_sibling_similarity(fields, siblings)
     checks = {
         "channel_limits": _limits(fields, channel),
         "brand_named": "passed" if brand_present(fields, rules.brand) else f"failed: {rules.brand} not named",
         "banned_words": _banned(fields, rules.banned_words),
-        "language": _language(fields, rules.language, languages),
+        "language": _language(fields, rules.language, languages, language),
         "distinct": _distinct(score, max_similarity),
     }
     failed = [
@@ -111,17 +116,117 @@ def _banned(fields: dict[str, Any], banned: tuple[str, ...]) -> str:
     return f"failed: uses {', '.join(used)}" if used else "passed"
 
 
-def _language(fields: dict[str, Any], language: str, languages: frozenset[str]) -> str:
+def _language(
+    fields: dict[str, Any], language: str, languages: frozenset[str], known: tuple[str, float] | None
+) -> str:
     if "any" not in languages and language not in languages:
         return f"skipped: the text model writes {', '.join(sorted(languages))}, not {language}"
-    text = f"{fields['headline']}. {fields['body']}"
+    text = language_text(fields)
     if sum(c.isalpha() for c in text) < MIN_LANGUAGE_LETTERS:
         return "skipped: too short to tell"
-    scores = dict(langid.rank(text))
-    top = max(scores, key=lambda lang: scores[lang])
-    if scores[top] - scores.get(language, float("-inf")) <= LANGUAGE_MARGIN:
+    top, margin = known or language_margins([text], [language])[0]
+    if margin <= LANGUAGE_MARGIN:
         return "passed"
     return f"failed: reads as {top}, the brief asks for {language}"
+
+
+def language_text(fields: dict[str, Any]) -> str:
+    """The text the language rule reads: headline and body."""
+    return f"{fields['headline']}. {fields['body']}"
+
+
+def language_margins(texts: list[str], wanted: list[str]) -> list[tuple[str, float]]:
+    """Per text, py3langid's top language and how far its score is above the wanted language's."""
+    if not texts:
+        return []
+    model = _langid_model()
+    scores = _langid_scores(model, [model.encode(t) for t in texts])
+    top = scores.argmax(axis=1)
+    result = []
+    for row, best, lang in zip(scores.tolist(), top.tolist(), wanted, strict=True):
+        column = model.columns.get(lang)
+        result.append(
+            (model.classes[best], row[best] - (row[column] if column is not None else float("-inf")))
+        )
+    return result
+
+
+@dataclass(frozen=True)
+class _LangidModel:
+    """py3langid's model as numpy arrays: byte DFA (state → feature) and naive-Bayes tables."""
+
+    encode: Any  # str → the UTF-8 bytes py3langid scores (NFC, all-caps lowered)
+    nextmove: np.ndarray  # next state = nextmove[rowbase[state] + byte]
+    rowbase: np.ndarray
+    output: np.ndarray  # feature id a state emits, or -1
+    ptc: np.ndarray  # feature × class log-probabilities
+    pc: np.ndarray  # class priors
+    classes: list[str]
+    columns: dict[str, int]  # language → its first column, where rank() reads a repeated label's score
+    aliases: list[tuple[int, int]]
+
+
+@cache
+def _langid_model() -> _LangidModel:
+    # py3langid's shared identifier, so scores equal langid.rank() (the project never restricts its languages).
+    ident = _get_identifier()
+    columns: dict[str, int] = {}
+    for i, lang in enumerate(ident.nb_classes):
+        columns.setdefault(lang, i)
+    return _LangidModel(
+        encode=ident._encode,
+        nextmove=np.frombuffer(ident.tk_nextmove, dtype=f"u{ident.tk_nextmove.itemsize}").astype(np.int32),
+        rowbase=np.frombuffer(ident.tk_row, dtype=f"u{ident.tk_row.itemsize}").astype(np.int64) << 8,
+        output=np.asarray(ident.tk_output, dtype=np.int32),
+        ptc=ident.nb_ptc,
+        pc=ident.nb_pc,
+        classes=list(ident.nb_classes),
+        columns=columns,
+        aliases=list(ident._alias_pairs),
+    )
+
+
+def _langid_scores(model: _LangidModel, encoded: list[bytes], chunk: int = 512) -> np.ndarray:
+    """Raw naive-Bayes scores (texts × classes) as LanguageIdentifier._decide computes them, for all texts."""
+    n = len(encoded)
+    lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=n)
+    # Longest first: the texts still being read at byte t are a prefix, and the DFA steps all of them at once.
+    order = np.argsort(-lengths, kind="stable")
+    longest = int(lengths[order[0]])
+    data = np.zeros((longest, n), dtype=np.int64)  # byte t of the i-th longest text at [t, i]
+    sorted_lengths = lengths[order]
+    starts = np.cumsum(sorted_lengths) - sorted_lengths
+    flat = np.frombuffer(b"".join(encoded[i] for i in order), dtype=np.uint8)
+    column = np.repeat(np.arange(n), sorted_lengths)
+    data[np.arange(len(flat)) - starts[column], column] = flat
+    reading = np.searchsorted(-sorted_lengths, -np.arange(longest), side="left")  # texts longer than t
+    states = np.zeros(n, dtype=np.int64)
+    visited = np.zeros((longest, n), dtype=np.int32)
+    for t in range(longest):
+        k = reading[t]
+        states[:k] = model.nextmove[model.rowbase[states[:k]] + data[t, :k]]
+        visited[t, :k] = states[:k]
+    inside = np.arange(longest)[:, None] < sorted_lengths[None, :]
+    features = np.where(inside, model.output[visited], -1)
+    scores = np.full(
+        (n, len(model.classes)), RAW_FLOOR, dtype=np.float32
+    )  # featureless text stays at the floor
+    for lo in range(0, n, chunk):
+        # One product per chunk over the features its texts use: log(1 + count) × log P(feature | class).
+        part = features[:, lo : lo + chunk]
+        t_idx, text = np.nonzero(part >= 0)
+        used, feature = np.unique(part[t_idx, text], return_inverse=True)
+        counts = np.zeros((part.shape[1], len(used)), dtype=np.float32)
+        np.add.at(counts, (text, feature), 1)
+        has = counts.any(axis=1)
+        part_scores = np.log1p(counts) @ model.ptc[used].astype(np.float32) + model.pc
+        scores[lo : lo + chunk][has] = part_scores[has]
+    for i, j in model.aliases:  # a label with two columns keeps the higher score in its first
+        scores[:, i] = np.maximum(scores[:, i], scores[:, j])
+        scores[:, j] = RAW_FLOOR
+    out = np.empty_like(scores)
+    out[order] = scores
+    return out
 
 
 def _distinct(score: float | None, max_similarity: float) -> str:
@@ -137,7 +242,11 @@ def copy_text(fields: dict[str, Any]) -> str:
 
 def max_sibling_similarity(fields: dict[str, Any], siblings: list[str]) -> float | None:
     """Highest similarity to the other accepted variants of the same brief and channel."""
-    return max((similarity(copy_text(fields), s) for s in siblings), default=None)
+    # The processor normalises the new text once and each sibling once.
+    best = process.extractOne(
+        copy_text(fields), siblings, scorer=Indel.normalized_similarity, processor=_normalise
+    )
+    return None if best is None else best[1]
 
 
 def within_limits(copy: dict[str, Any]) -> bool:
@@ -164,7 +273,9 @@ def brand_present(copy: dict[str, Any], brand: str) -> bool:
 
 def similarity(a: str, b: str) -> float:
     """0 (nothing shared) to 1 (the same text), ignoring case, punctuation and spacing."""
-    return SequenceMatcher(None, _normalise(a), _normalise(b)).ratio()
+    # InDel similarity, 2·LCS/(len a + len b): difflib's ratio with the longest common subsequence in place
+    # of its greedy matching blocks, so never lower; the same on near duplicates.
+    return Indel.normalized_similarity(_normalise(a), _normalise(b))
 
 
 def _normalise(text: str) -> str:

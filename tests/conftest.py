@@ -19,8 +19,8 @@ os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
 
 from prefect.testing.utilities import prefect_test_harness
 
-from flows.settings import Settings, load_settings
-from tasks.models import prepare_models
+from adforge.flows.settings import Settings, load_settings
+from adforge.tasks.models import prepare_models
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = os.environ.get("ADFORGE_TEST_MODELS_DIR", str(ROOT / "data" / "models"))

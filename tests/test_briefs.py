@@ -9,8 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.briefs import BriefFileError, read_briefs
-from tasks.sample_briefs import SAMPLE_BRIEFS, write_sample_briefs
+from adforge.tasks.briefs import BriefFileError, read_briefs
+from adforge.tasks.sample_briefs import SAMPLE_BRIEFS, write_sample_briefs
 
 GOOD = {"brief_id": "b1", "brand": "Acme", "product": "Anvil", "audience": "coyotes", "key_message": "Heavy."}
 
@@ -138,7 +138,7 @@ def test_brief_hash_changes_with_content_only(tmp_path: Path):
 
 
 def test_sample_briefs_cover_every_channel(tmp_path: Path):
-    from tasks.channels import CHANNELS
+    from adforge.tasks.channels import CHANNELS
 
     assert write_sample_briefs(tmp_path / "s.parquet") == len(SAMPLE_BRIEFS) >= 12
     result = read_briefs.fn([tmp_path / "s.parquet"])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.channels import CHANNELS, CTA_BUTTONS, IMAGE_PROMPT_MAX, CopyFields, rule_violations
-from tasks.rules import grammar_schema
+from adforge.tasks.channels import CHANNELS, CTA_BUTTONS, IMAGE_PROMPT_MAX, CopyFields, rule_violations
+from adforge.tasks.rules import grammar_schema
 
 
 @pytest.mark.parametrize("channel", list(CHANNELS))

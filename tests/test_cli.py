@@ -11,11 +11,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from flows.cli import build_parser
+from adforge.flows.cli import build_parser
 
 
 def adforge(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "flows.cli", *args]
+    cmd = [sys.executable, "-m", "adforge.flows.cli", *args]
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600)
 
 
@@ -56,7 +56,7 @@ def test_missing_column_exits_2(tmp_path: Path):
 
 
 def test_query_refuses_writes(tmp_path: Path):
-    from storage.db import Store
+    from adforge.storage.db import Store
 
     Store(tmp_path / "a.duckdb")
     result = adforge("query", "DROP TABLE runs", "--db", "a.duckdb", cwd=tmp_path)
@@ -86,7 +86,7 @@ def test_run_then_query(tmp_path: Path, models_dir: str):
 
 
 def test_gpu_profile_is_valid_settings():
-    from flows.settings import load_settings
+    from adforge.flows.settings import load_settings
 
     s = load_settings(Path(__file__).resolve().parent.parent / "deploy" / "gpu.toml")
     assert (s.text_model, s.image_model, s.device, s.dtype) == (

@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from flows.generate_campaigns import engine_options, sampling
-from flows.settings import Settings
-from tasks.briefs import normalise
-from tasks.channels import CHANNELS, copy_model, rule_violations
-from tasks.copy import generate_copy, get_engine, plan_copies
-from tasks.sample_briefs import COLUMNS, SAMPLE_BRIEFS
+from adforge.flows.generate_campaigns import engine_options, sampling
+from adforge.flows.settings import Settings
+from adforge.tasks.briefs import normalise
+from adforge.tasks.channels import CHANNELS, copy_model, rule_violations
+from adforge.tasks.copy import generate_copy, get_engine, plan_copies
+from adforge.tasks.sample_briefs import COLUMNS, SAMPLE_BRIEFS
 
 
 def sample_briefs() -> list[dict]:

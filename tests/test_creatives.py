@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from storage.artifacts import ArtifactStore
-from tasks import creatives
-from tasks.creatives import MIN_CONTRAST, SIZES, TEXT, compose, contrast_ratio, load_font, wrap
+from adforge.storage.artifacts import ArtifactStore
+from adforge.tasks import creatives
+from adforge.tasks.creatives import MIN_CONTRAST, SIZES, TEXT, compose, contrast_ratio, load_font, wrap
 
 FONT = "DejaVuSans-Bold.ttf"
 NOISE = Image.effect_noise((64, 64), 90).convert("RGB")
@@ -80,7 +80,7 @@ def test_render_writes_files_and_rows(tmp_path: Path):
 
 
 def test_full_disk_removes_the_batch_files(tmp_path: Path):
-    from storage.artifacts import ArtifactError
+    from adforge.storage.artifacts import ArtifactError
 
     class FillsUp(ArtifactStore):
         def write(self, kind, item_id, suffix, data):

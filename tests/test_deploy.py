@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows.settings import load_settings
+from adforge.flows.settings import load_settings
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 

@@ -16,8 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 from prefect.settings import PREFECT_API_URL
 
-from flows.generate_campaigns import generate_campaigns
-from storage.artifacts import ArtifactError
+from adforge.flows.generate_campaigns import generate_campaigns
+from adforge.storage.artifacts import ArtifactError
 
 BRIEFS = [
     {"brief_id": "alpha", "brand": "Nordbrew", "product": "Cold brew", "audience": "commuters",
@@ -44,7 +44,7 @@ def cli_run(
     if fault:
         env["ADFORGE_FAULT"] = fault
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in SMALL_CHUNKS.items()]
-    cmd = [sys.executable, "-m", "flows.cli", "run", str(briefs), f"--db={root / 'a.duckdb'}",
+    cmd = [sys.executable, "-m", "adforge.flows.cli", "run", str(briefs), f"--db={root / 'a.duckdb'}",
            f"--artifacts={root / 'art'}", f"--models-dir={models_dir}", "--quiet", *flags]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)  # fmt: skip
@@ -137,7 +137,7 @@ def test_full_disk_fails_the_run_without_claiming_images(
     def disk_full(fd: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("storage.artifacts.os.fsync", disk_full)
+    monkeypatch.setattr("adforge.storage.artifacts.os.fsync", disk_full)
     with pytest.raises(ArtifactError, match="No space left on device"):
         generate_campaigns(briefs=[briefs], settings=settings.to_dict())
     with duckdb.connect(settings.db, read_only=True) as con:

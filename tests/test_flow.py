@@ -18,10 +18,10 @@ from PIL import Image
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
-from flows.cli import main
-from flows.generate_campaigns import generate_campaigns
-from tasks.creatives import MIN_CONTRAST, SIZES
-from tasks.sample_briefs import write_sample_briefs
+from adforge.flows.cli import main
+from adforge.flows.generate_campaigns import generate_campaigns
+from adforge.tasks.creatives import MIN_CONTRAST, SIZES
+from adforge.tasks.sample_briefs import write_sample_briefs
 
 OUTPUT = Path(__file__).resolve().parent.parent / "test-output"  # kept for review after the run
 

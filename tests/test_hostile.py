@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from flows.generate_campaigns import generate_campaigns
-from storage.db import DatabaseBusy, Store, query
-from tasks.briefs import REQUIRED, BriefFileError, read_briefs
+from adforge.flows.generate_campaigns import generate_campaigns
+from adforge.storage.db import DatabaseBusy, Store, query
+from adforge.tasks.briefs import REQUIRED, BriefFileError, read_briefs
 
 UNICODE = "Ünïcødé 🎉 مرحبا 广告文案 \u200f tab\there\x07bell"
 BASE = {"brand": "Acme", "product": "Anvil", "audience": "coyotes", "key_message": "Heavy.",

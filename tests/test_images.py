@@ -7,8 +7,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from storage.artifacts import ArtifactStore
-from tasks.images import ImageOptions, generate_images, plan_images
+from adforge.storage.artifacts import ArtifactStore
+from adforge.tasks.images import ImageOptions, generate_images, plan_images
 
 COPIES = [
     {"copy_id": "copy-aaaa00000000", "brief_id": "../../etc/passwd", "brief_hash": "h1",

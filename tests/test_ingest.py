@@ -10,9 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from flows.generate_campaigns import generate_campaigns
-from flows.settings import Settings
-from tasks.sample_briefs import COLUMNS, SAMPLE_BRIEFS
+from adforge.flows.generate_campaigns import generate_campaigns
+from adforge.flows.settings import Settings
+from adforge.tasks.sample_briefs import COLUMNS, SAMPLE_BRIEFS
 
 SMALL = {"channels": ["display"], "variants": 1, "images_per_copy": 0}
 BRIEFS = [dict(zip(COLUMNS, row, strict=True)) | SMALL for row in SAMPLE_BRIEFS[:2]]

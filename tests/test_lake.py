@@ -10,16 +10,16 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from flows.cli import main
-from flows.generate_campaigns import generate_campaigns
-from flows.settings import Settings
-from storage.db import Store, read_rows
-from tasks.sample_briefs import COLUMNS, SAMPLE_BRIEFS
+from adforge.flows.cli import main
+from adforge.flows.generate_campaigns import generate_campaigns
+from adforge.flows.settings import Settings
+from adforge.storage.db import Store, read_rows
+from adforge.tasks.sample_briefs import COLUMNS, SAMPLE_BRIEFS
 
 WRITER = """
 import sys
 from datetime import UTC, datetime
-from storage.db import Store
+from adforge.storage.db import Store
 
 store = Store(sys.argv[1])
 run_id = sys.argv[2]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.quality import quality_report
-from tasks.rules import banned_words_used, brand_present, cut_at_limit, similarity, within_limits
+from adforge.tasks.quality import quality_report
+from adforge.tasks.rules import banned_words_used, brand_present, cut_at_limit, similarity, within_limits
 
 GOOD = {"brief_id": "b1", "brief_hash": "h1", "channel": "display", "headline": "Nordbrew cold brew",
         "body": "Coffee in 30 seconds.", "cta": "Shop now", "image_prompt": "a glass of coffee",

@@ -12,9 +12,9 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-from flows.generate_campaigns import generate_campaigns
-from flows.settings import Settings
-from tasks.sample_briefs import COLUMNS, SAMPLE_BRIEFS
+from adforge.flows.generate_campaigns import generate_campaigns
+from adforge.flows.settings import Settings
+from adforge.tasks.sample_briefs import COLUMNS, SAMPLE_BRIEFS
 
 # Two sample briefs, three variants on one channel each: 2 copy chunks of 3; one image per copy, in
 # batches of 4.

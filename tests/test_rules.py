@@ -8,11 +8,11 @@ from dataclasses import replace
 
 import pytest
 
-from flows.generate_campaigns import engine_options, sampling
-from flows.settings import Settings
-from tasks.briefs import normalise
-from tasks.copy import CopyJob, Sampling, generate_copy, get_engine, parse_copy, plan_copies
-from tasks.rules import banned_words_used, brand_in_grammar, copy_text, similarity
+from adforge.flows.generate_campaigns import engine_options, sampling
+from adforge.flows.settings import Settings
+from adforge.tasks.briefs import normalise
+from adforge.tasks.copy import CopyJob, Sampling, generate_copy, get_engine, parse_copy, plan_copies
+from adforge.tasks.rules import banned_words_used, brand_in_grammar, copy_text, similarity
 
 GOOD = {"headline": "Cold brew in seconds", "body": "Nordbrew makes barista coffee at home.",
         "cta": "Shop now", "image_prompt": "a glass of iced coffee"}  # fmt: skip

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import free_port
 
-from tasks.sample_briefs import COLUMNS, SAMPLE_BRIEFS
+from adforge.tasks.sample_briefs import COLUMNS, SAMPLE_BRIEFS
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOYMENT = "generate_campaigns/adforge-nightly"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli import build_parser, settings_from
-from flows.settings import Settings, load_settings
+from adforge.flows.cli import build_parser, settings_from
+from adforge.flows.settings import Settings, load_settings
 
 
 def test_every_setting_has_a_default_and_a_description():

@@ -8,9 +8,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from storage.artifacts import ArtifactError, ArtifactStore
-from storage.db import Store, query
-from storage.schema import MIGRATIONS, schema_markdown
+from adforge.storage.artifacts import ArtifactError, ArtifactStore
+from adforge.storage.db import Store, query
+from adforge.storage.schema import MIGRATIONS, schema_markdown
 
 
 def test_migrations_run_once(tmp_path: Path):

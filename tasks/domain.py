@@ -1,0 +1,231 @@
+"""What a run handles, as typed records: briefs, the jobs planned from them, the rows they become,
+failures and stage timings. Rows carry exactly their table's columns (the run id is added when stored)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Stage(StrEnum):
+    """The stages of a run, as stored in `run_stages.stage` and `failures.stage`."""
+
+    READ = "read"
+    LOAD_TEXT_MODEL = "load_text_model"
+    COPY = "copy"
+    LOAD_IMAGE_MODEL = "load_image_model"
+    IMAGE = "image"
+    CREATIVE = "creative"
+
+
+class FailureKind(StrEnum):
+    """Why an item could not be made, as stored in `failures.kind`."""
+
+    ENGINE_ERROR = "engine_error"  # the engine raised after the task's retries: a later run tries again
+    RULE = "rule"  # every sample broke a rule: the same settings would break it again
+    PROMPT_TOO_LONG = "prompt_too_long"  # the brief's prompt leaves no room for the copy
+    CREATIVE = "creative"  # the text cannot be set on the image, or the image cannot be read
+
+
+RETRIED = (FailureKind.ENGINE_ERROR,)  # kinds a later run with the same settings tries again
+
+
+@dataclass(frozen=True)
+class BrandRules:
+    """What a brief asks of its copy, besides the channel's limits."""
+
+    brand: str
+    banned_words: tuple[str, ...] = ()
+    language: str = "en"
+
+
+@dataclass
+class Brief:
+    """One valid row of a briefs file, normalised; `brief_hash` covers everything that shapes its copy."""
+
+    brief_id: str
+    brief_hash: str
+    brand: str
+    product: str
+    audience: str
+    key_message: str
+    tone: str
+    channels: list[str]
+    variants: int
+    images_per_copy: int
+    banned_words: list[str]
+    language: str
+    campaign_id: str | None = None
+    metadata: str | None = None
+    source_file: str | None = None
+    source_row: int | None = None
+
+    @property
+    def rules(self) -> BrandRules:
+        return BrandRules(self.brand, tuple(self.banned_words), self.language)
+
+
+@dataclass
+class RejectedBrief:
+    brief_id: str | None
+    source_file: str
+    source_row: int
+    reason: str
+
+
+@dataclass
+class CopyJob:
+    """One copy variant to write: a brief on a channel."""
+
+    copy_id: str
+    brief_id: str
+    brief_hash: str
+    channel: str
+    variant: int
+    seed: int
+    messages: list[dict[str, str]]  # chat messages: {"role": ..., "content": ...}
+    rules: BrandRules
+    siblings: list[str] = field(default_factory=list)  # stored variants of the same brief and channel
+    reasons: list[str] = field(default_factory=list)  # why each refused sample was refused
+
+    stage = Stage.COPY
+
+    @property
+    def item_id(self) -> str:
+        return self.copy_id
+
+    @property
+    def group(self) -> tuple[str, str]:
+        return self.brief_hash, self.channel
+
+
+@dataclass
+class CopyRow:
+    copy_id: str
+    brief_id: str
+    brief_hash: str
+    channel: str
+    variant: int
+    headline: str
+    body: str
+    cta: str
+    image_prompt: str
+    checks: str  # JSON: each rule's outcome
+    similarity: float | None
+    attempts: int
+    seed: int
+    text_model: str
+    sampling: str  # JSON of the Sampling that made it
+    prompt: str  # JSON of the chat messages
+    prompt_tokens: int
+    output_tokens: int
+
+
+@dataclass
+class ImageJob:
+    image_id: str
+    copy_id: str
+    brief_id: str
+    image_index: int
+    prompt: str
+    seed: int
+
+    stage = Stage.IMAGE
+    channel = None
+    variant = None
+
+    @property
+    def item_id(self) -> str:
+        return self.image_id
+
+
+@dataclass
+class ImageRow:
+    image_id: str
+    copy_id: str
+    brief_id: str
+    image_index: int
+    prompt: str
+    seed: int
+    path: str
+    width: int
+    height: int
+    steps: int
+    guidance_scale: float
+    image_model: str
+    sha256: str
+    bytes: int
+
+
+@dataclass
+class CreativeJob:
+    creative_id: str
+    copy_id: str
+    image_id: str
+    brief_id: str
+    channel: str
+    headline: str
+    cta: str
+    image_path: str
+
+    stage = Stage.CREATIVE
+    variant = None
+
+    @property
+    def item_id(self) -> str:
+        return self.creative_id
+
+
+@dataclass
+class CreativeRow:
+    creative_id: str
+    copy_id: str
+    image_id: str
+    brief_id: str
+    channel: str
+    kind: str
+    path: str
+    width: int
+    height: int
+    font: str
+    font_size: int
+    headline_lines: int
+    backing_opacity: float
+    contrast_ratio: float
+    sha256: str
+    bytes: int
+
+
+@dataclass
+class Failure:
+    """An item that could not be made: `reason` is for people, `kind` for the code that decides retries."""
+
+    stage: Stage
+    kind: FailureKind
+    item_id: str
+    brief_id: str | None
+    reason: str
+    attempts: int
+    channel: str | None = None
+    variant: int | None = None
+
+
+def failure(job: CopyJob | ImageJob | CreativeJob, kind: FailureKind, reason: str, attempts: int) -> Failure:
+    """The failure row for any job."""
+    return Failure(job.stage, kind, job.item_id, job.brief_id, reason, attempts, job.channel, job.variant)
+
+
+@dataclass
+class StageRow:
+    stage: Stage
+    started_at: datetime
+    seconds: float
+    items: int
+    output_tokens: int | None = None
+
+
+def row(record: Any) -> dict[str, Any]:
+    """A record's columns by name (records hold no nested records); a dict is already that."""
+    return record if isinstance(record, dict) else vars(record)

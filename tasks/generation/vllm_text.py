@@ -1,0 +1,98 @@
+"""The text generator users run: vLLM's offline engine, chat prompts, structured output."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any, cast
+
+from adforge.tasks.generation import Completion, EngineOptions, Sampling, TextRequest
+
+logger = logging.getLogger(__name__)
+
+
+class VllmText:
+    def __init__(self, options: EngineOptions):
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(options.kv_cache_gb))
+        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0" if options.engine_in_process else "1"
+        from vllm import LLM
+
+        logger.info("starting vLLM engine for %s", options.model)
+        world = options.tensor_parallel_size * options.pipeline_parallel_size
+        self.llm = LLM(
+            model=options.model,
+            max_model_len=options.max_model_len,
+            max_num_seqs=options.max_num_seqs,
+            enforce_eager=options.enforce_eager,
+            dtype=cast(Any, options.dtype),
+            # vLLM's CPU sampler cannot rewind a seeded generator after a partial prefill.
+            enable_chunked_prefill=options.chunked_prefill,
+            max_num_batched_tokens=max(options.max_num_batched_tokens, options.max_model_len),
+            gpu_memory_utilization=options.gpu_memory_utilization,
+            tensor_parallel_size=options.tensor_parallel_size,
+            pipeline_parallel_size=options.pipeline_parallel_size,
+            # Several GPUs: worker processes on the GPUs this process holds (in a Ray task, those
+            # Ray assigned to it), never Ray actors of vLLM's own.
+            distributed_executor_backend="mp" if world > 1 else None,
+            structured_outputs_config={"backend": options.structured_output_backend},
+            seed=0,
+        )
+        self.tokenizer = self.llm.get_tokenizer()
+
+    def prompt_tokens(self, messages: list[dict[str, str]]) -> int:
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return len(self.tokenizer.encode(str(text), add_special_tokens=False))
+
+    def generate(
+        self, requests: list[TextRequest], sampling: Sampling, finished: Callable[[int], None]
+    ) -> list[Completion]:
+        from vllm import SamplingParams
+        from vllm.sampling_params import StructuredOutputsParams
+
+        params = [
+            SamplingParams(
+                temperature=sampling.temperature,
+                top_p=sampling.top_p,
+                max_tokens=sampling.max_tokens,
+                seed=r.seed,  # every request has its own: vLLM on CPU ignores seeds in a partly seeded batch
+                structured_outputs=StructuredOutputsParams(json=r.schema),
+            )
+            for r in requests
+        ]
+        outputs = self.llm.chat(
+            [cast(Any, r.messages) for r in requests], sampling_params=params, use_tqdm=_Reporter(finished)
+        )
+        return [
+            Completion(o.outputs[0].text, o.outputs[0].finish_reason, len(o.prompt_token_ids or []),
+                       len(o.outputs[0].token_ids))
+            for o in outputs
+        ]  # fmt: skip
+
+
+class _Reporter:
+    """As much of tqdm as vLLM's offline loop uses, passing finished requests on to a callback."""
+
+    def __init__(self, finished: Callable[[int], None]):
+        self.finished = finished
+        self.n = 0
+        self.postfix = ""
+
+    def __call__(self, **_: Any) -> _Reporter:  # vLLM calls use_tqdm(total=..., desc=...)
+        self.start = time.perf_counter()
+        return self
+
+    @property
+    def format_dict(self) -> dict[str, float]:
+        return {"elapsed": max(time.perf_counter() - self.start, 1e-9)}
+
+    def update(self, n: int) -> None:
+        self.n += n
+        self.finished(n)
+
+    def refresh(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

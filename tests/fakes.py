@@ -1,0 +1,71 @@
+"""Deterministic stand-ins behind the generator interfaces, for tests of planning, retries, failures,
+resume and storage: no model is loaded. Selected like the real ones, by the `text_generator` and
+`image_generator` settings ("fakes:FakeText", "fakes:FakeImages"; pytest puts tests/ on the path)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+
+from PIL import Image
+
+from adforge.tasks.channels import CHANNELS
+from adforge.tasks.generation import Completion, EngineOptions, Sampling, TextRequest
+
+TEXT = "fakes:FakeText"
+IMAGES = "fakes:FakeImages"
+FAKES = {"text_generator": TEXT, "image_generator": IMAGES}
+CLAUSES = (
+    "makes mornings easy for everyone who tries it today.",
+    "is built for people on the move who want more from their day.",
+    "keeps every promise it makes, season after season.",
+    "turns a small habit into a daily win you can feel.",
+    "was made with care by a small team that loves good things.",
+)
+MARKER = "Brand: "
+
+
+class FakeText:
+    """Writes copy that passes every rule, different for each variant and seed: headline and body
+    name the brand, the CTA is the first button the grammar allows."""
+
+    def __init__(self, options: EngineOptions):
+        self.options = options
+
+    def prompt_tokens(self, messages: list[dict[str, str]]) -> int:
+        return sum(len(m["content"]) for m in messages) // 4
+
+    def generate(
+        self, requests: list[TextRequest], sampling: Sampling, finished: Callable[[int], None]
+    ) -> list[Completion]:
+        outputs = [self._one(r) for r in requests]
+        finished(len(outputs))
+        return outputs
+
+    def _one(self, request: TextRequest) -> Completion:
+        user = request.messages[-1]["content"]
+        brand = next(line[len(MARKER) :] for line in user.splitlines() if line.startswith(MARKER))
+        variant = int(re.search(r"This is variant (\d+)", user).group(1))
+        channel = CHANNELS[re.search(r"Channel: (\w+)", user).group(1)]
+        clause = CLAUSES[(variant + request.seed) % len(CLAUSES)]
+        copy = {
+            "headline": f"{brand} {variant}"[: channel.headline_max],
+            "body": f"{brand} {clause}"[: channel.body_max],
+            "cta": request.schema["properties"]["cta"]["enum"][0],
+            "image_prompt": f"a photo of {brand} on a table, variant {variant}",
+        }
+        text = json.dumps(copy)
+        return Completion(text, "stop", self.prompt_tokens(request.messages), len(text) // 4)
+
+
+class FakeImages:
+    """A plain image per prompt, its colour taken from the seed."""
+
+    def __init__(self, path: str, device: str):
+        self.path = path
+
+    def generate(
+        self, prompts: list[str], seeds: list[int], width: int, height: int, steps: int, guidance_scale: float
+    ) -> list[Image.Image]:
+        return [Image.new("RGB", (width, height), (s % 256, s // 256 % 256, s // 65536 % 256)) for s in seeds]
