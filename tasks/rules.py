@@ -141,14 +141,13 @@ def language_margins(texts: list[str], wanted: list[str]) -> list[tuple[str, flo
         return []
     model = _langid_model()
     scores = _langid_scores(model, [model.encode(t) for t in texts])
+    rows = np.arange(len(texts))
     top = scores.argmax(axis=1)
-    result = []
-    for row, best, lang in zip(scores.tolist(), top.tolist(), wanted, strict=True):
-        column = model.columns.get(lang)
-        result.append(
-            (model.classes[best], row[best] - (row[column] if column is not None else float("-inf")))
-        )
-    return result
+    # A language the model does not know scores -inf, as in `scores.get(language, -inf)`.
+    known = np.array([model.columns.get(lang, -1) for lang in wanted])
+    floor = np.where(known >= 0, scores[rows, known], -np.inf)
+    margins = scores[rows, top] - floor
+    return [(model.classes[i], m) for i, m in zip(top.tolist(), margins.tolist(), strict=True)]
 
 
 @dataclass(frozen=True)
@@ -168,14 +167,14 @@ class _LangidModel:
 
 @cache
 def _langid_model() -> _LangidModel:
-    # py3langid's shared identifier, so scores equal langid.rank() (the project never restricts its languages).
+    # py3langid's own identifier, so that scores equal langid.rank() (nothing here restricts its languages).
     ident = _get_identifier()
     columns: dict[str, int] = {}
     for i, lang in enumerate(ident.nb_classes):
         columns.setdefault(lang, i)
     return _LangidModel(
         encode=ident._encode,
-        nextmove=np.frombuffer(ident.tk_nextmove, dtype=f"u{ident.tk_nextmove.itemsize}").astype(np.int32),
+        nextmove=np.frombuffer(ident.tk_nextmove, dtype=f"u{ident.tk_nextmove.itemsize}"),
         rowbase=np.frombuffer(ident.tk_row, dtype=f"u{ident.tk_row.itemsize}").astype(np.int64) << 8,
         output=np.asarray(ident.tk_output, dtype=np.int32),
         ptc=ident.nb_ptc,
@@ -186,41 +185,44 @@ def _langid_model() -> _LangidModel:
     )
 
 
-def _langid_scores(model: _LangidModel, encoded: list[bytes], chunk: int = 512) -> np.ndarray:
+def _langid_scores(model: _LangidModel, encoded: list[bytes], chunk: int = 256) -> np.ndarray:
     """Raw naive-Bayes scores (texts × classes) as LanguageIdentifier._decide computes them, for all texts."""
     n = len(encoded)
     lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=n)
     # Longest first: the texts still being read at byte t are a prefix, and the DFA steps all of them at once.
     order = np.argsort(-lengths, kind="stable")
-    longest = int(lengths[order[0]])
-    data = np.zeros((longest, n), dtype=np.int64)  # byte t of the i-th longest text at [t, i]
-    sorted_lengths = lengths[order]
-    starts = np.cumsum(sorted_lengths) - sorted_lengths
-    flat = np.frombuffer(b"".join(encoded[i] for i in order), dtype=np.uint8)
-    column = np.repeat(np.arange(n), sorted_lengths)
-    data[np.arange(len(flat)) - starts[column], column] = flat
-    reading = np.searchsorted(-sorted_lengths, -np.arange(longest), side="left")  # texts longer than t
+    lengths = lengths[order]
+    starts = np.cumsum(lengths) - lengths
+    data = np.frombuffer(b"".join(encoded[i] for i in order), dtype=np.uint8)
+    reading = np.searchsorted(
+        -lengths, -np.arange(lengths[0]), side="left"
+    )  # how many texts are longer than t
     states = np.zeros(n, dtype=np.int64)
-    visited = np.zeros((longest, n), dtype=np.int32)
-    for t in range(longest):
-        k = reading[t]
-        states[:k] = model.nextmove[model.rowbase[states[:k]] + data[t, :k]]
-        visited[t, :k] = states[:k]
-    inside = np.arange(longest)[:, None] < sorted_lengths[None, :]
-    features = np.where(inside, model.output[visited], -1)
+    visited = np.zeros(len(data), dtype=np.int32)  # the state after each byte, laid out like data
+    for t, k in enumerate(reading.tolist()):
+        at = starts[:k] + t
+        states[:k] = model.nextmove[model.rowbase[states[:k]] + data[at]]
+        visited[at] = states[:k]
+    features = model.output[visited]  # the feature each byte completes, or -1
+    owner = np.repeat(np.arange(n), lengths)
     scores = np.full(
-        (n, len(model.classes)), RAW_FLOOR, dtype=np.float32
-    )  # featureless text stays at the floor
+        (n, len(model.classes)), RAW_FLOOR
+    )  # featureless text stays at the floor, as in py3langid
+    index = np.zeros(len(model.ptc), dtype=np.int64)  # feature → its column in the chunk's product
     for lo in range(0, n, chunk):
-        # One product per chunk over the features its texts use: log(1 + count) × log P(feature | class).
-        part = features[:, lo : lo + chunk]
-        t_idx, text = np.nonzero(part >= 0)
-        used, feature = np.unique(part[t_idx, text], return_inverse=True)
-        counts = np.zeros((part.shape[1], len(used)), dtype=np.float32)
-        np.add.at(counts, (text, feature), 1)
-        has = counts.any(axis=1)
-        part_scores = np.log1p(counts) @ model.ptc[used].astype(np.float32) + model.pc
-        scores[lo : lo + chunk][has] = part_scores[has]
+        rows = min(chunk, n - lo)
+        span = slice(starts[lo], starts[lo + rows - 1] + lengths[lo + rows - 1])
+        found = features[span] >= 0
+        feature, text = features[span][found], owner[span][found] - lo
+        # One product per chunk, over the features its texts use: log(1 + count) × log P(feature | class).
+        index[feature] = 1
+        used = np.flatnonzero(index)
+        index[used] = np.arange(len(used))
+        counts = np.bincount(text * len(used) + index[feature], minlength=rows * len(used))
+        index[used] = 0
+        weights = np.log1p(counts.reshape(rows, len(used)), dtype=np.float64)
+        some = np.bincount(text, minlength=rows) > 0
+        scores[lo : lo + rows][some] = weights[some] @ model.ptc[used].astype(np.float64) + model.pc
     for i, j in model.aliases:  # a label with two columns keeps the higher score in its first
         scores[:, i] = np.maximum(scores[:, i], scores[:, j])
         scores[:, j] = RAW_FLOOR

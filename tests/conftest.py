@@ -1,4 +1,8 @@
-"""Shared fixtures: one Prefect test server, one vLLM engine and one image pipeline per session."""
+"""Shared fixtures: one Prefect test server per session; settings for runs on the fake generators
+(`settings`) or on the real engine and pipeline (`real_settings`, one of each per session).
+
+Tests that use the real models (any test that needs `models_dir`) are marked `engine`; `make test-fast`
+leaves them out."""
 
 from __future__ import annotations
 
@@ -21,9 +25,16 @@ from prefect.testing.utilities import prefect_test_harness
 
 from adforge.flows.settings import Settings, load_settings
 from adforge.tasks.models import prepare_models
+from fakes import FAKES
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = os.environ.get("ADFORGE_TEST_MODELS_DIR", str(ROOT / "data" / "models"))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "models_dir" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.engine)
 
 
 @pytest.fixture(autouse=True)
@@ -48,8 +59,17 @@ def models_dir() -> str:
 
 
 @pytest.fixture
-def settings(models_dir: str, tmp_path: Path) -> Settings:
-    """Settings for a run into temporary files; the engine options are the same in every test."""
+def settings(tmp_path: Path) -> Settings:
+    """Settings for a run into temporary files on the fake generators: no model is loaded."""
+    return load_settings(
+        overrides={"db": str(tmp_path / "adforge.duckdb"), "artifacts": str(tmp_path / "artifacts"), **FAKES}
+    )
+
+
+@pytest.fixture
+def real_settings(models_dir: str, tmp_path: Path) -> Settings:
+    """Settings for a run into temporary files on the real models; the engine options are the same in
+    every test, so one engine serves the session."""
     return load_settings(
         overrides={"models_dir": models_dir, "db": str(tmp_path / "adforge.duckdb"),
                    "artifacts": str(tmp_path / "artifacts")}

@@ -30,10 +30,10 @@ def test_defaults_are_filled(tmp_path: Path):
     briefs, rejected = read_one(tmp_path)
     assert rejected == []
     b = briefs[0]
-    assert (b["tone"], b["channels"], b["variants"], b["images_per_copy"], b["language"]) == (
+    assert (b.tone, b.channels, b.variants, b.images_per_copy, b.language) == (
         "friendly", ["instagram"], 3, 1, "en"
     )  # fmt: skip
-    assert b["banned_words"] == [] and b["metadata"] is None
+    assert b.banned_words == [] and b.metadata is None
 
 
 @pytest.mark.parametrize(
@@ -53,11 +53,11 @@ def test_defaults_are_filled(tmp_path: Path):
 )
 def test_each_rejection_names_the_field(tmp_path: Path, changes: dict, reason: str):
     briefs, rejected = read_one(tmp_path, **changes)
-    assert [b["brief_id"] for b in briefs] == ["ok"], "the valid row is still processed"
+    assert [b.brief_id for b in briefs] == ["ok"], "the valid row is still processed"
     assert len(rejected) == 1
-    assert rejected[0]["reason"].startswith(reason)
-    assert rejected[0]["source_row"] == 0
-    assert rejected[0]["source_file"].endswith("briefs.parquet")
+    assert rejected[0].reason.startswith(reason)
+    assert rejected[0].source_row == 0
+    assert rejected[0].source_file.endswith("briefs.parquet")
 
 
 def test_wrong_column_type_rejects_rows_not_the_file(tmp_path: Path):
@@ -66,22 +66,22 @@ def test_wrong_column_type_rejects_rows_not_the_file(tmp_path: Path):
     )
     result = read_briefs.fn([path])
     assert result.briefs == []
-    assert [r["reason"] for r in result.rejected] == ["audience: expected text, got int"] * 2
+    assert [r.reason for r in result.rejected] == ["audience: expected text, got int"] * 2
 
 
 def test_duplicate_brief_id_across_files(tmp_path: Path):
     a = write(tmp_path / "a.parquet", [GOOD])
     b = write(tmp_path / "b.parquet", [{**GOOD, "brand": "Other"}])
     result = read_briefs.fn([a, b])
-    assert [x["brand"] for x in result.briefs] == ["Acme"]
-    assert result.rejected[0]["reason"] == f"brief_id: duplicate of row 0 of {a}"
-    assert result.rejected[0]["brief_id"] == "b1"
+    assert [x.brand for x in result.briefs] == ["Acme"]
+    assert result.rejected[0].reason == f"brief_id: duplicate of row 0 of {a}"
+    assert result.rejected[0].brief_id == "b1"
 
 
 def test_channels_as_comma_separated_string_and_extra_columns_as_metadata(tmp_path: Path):
     briefs, _ = read_one(tmp_path, channels="X, google_search,x", budget=1200)
-    assert briefs[0]["channels"] == ["x", "google_search"]
-    assert briefs[0]["metadata"] == '{"budget": 1200}'
+    assert briefs[0].channels == ["x", "google_search"]
+    assert briefs[0].metadata == '{"budget": 1200}'
 
 
 def test_pandas_and_arrow_column_types(tmp_path: Path):
@@ -105,11 +105,11 @@ def test_pandas_and_arrow_column_types(tmp_path: Path):
     pq.write_table(arrow, tmp_path / "arrow.parquet")
     result = read_briefs.fn([tmp_path])
     assert result.rejected == []
-    by_id = {b["brief_id"]: b for b in result.briefs}
-    assert by_id["p1"]["variants"] == 2 and by_id["p2"]["variants"] == 3
-    assert by_id["p2"]["channels"] == ["instagram"]
-    assert by_id["a1"]["variants"] == 4 and by_id["a1"]["images_per_copy"] == 1
-    assert by_id["a1"]["brand"] == "Acme" and by_id["a1"]["tone"] == "friendly"
+    by_id = {b.brief_id: b for b in result.briefs}
+    assert by_id["p1"].variants == 2 and by_id["p2"].variants == 3
+    assert by_id["p2"].channels == ["instagram"]
+    assert by_id["a1"].variants == 4 and by_id["a1"].images_per_copy == 1
+    assert by_id["a1"].brand == "Acme" and by_id["a1"].tone == "friendly"
 
 
 def test_not_parquet_stops_with_file_name(tmp_path: Path):
@@ -134,7 +134,7 @@ def test_brief_hash_changes_with_content_only(tmp_path: Path):
     first, _ = read_one(tmp_path)
     same, _ = read_one(tmp_path)
     changed, _ = read_one(tmp_path, key_message="Lighter.")
-    assert first[0]["brief_hash"] == same[0]["brief_hash"] != changed[0]["brief_hash"]
+    assert first[0].brief_hash == same[0].brief_hash != changed[0].brief_hash
 
 
 def test_sample_briefs_cover_every_channel(tmp_path: Path):
@@ -143,5 +143,5 @@ def test_sample_briefs_cover_every_channel(tmp_path: Path):
     assert write_sample_briefs(tmp_path / "s.parquet") == len(SAMPLE_BRIEFS) >= 12
     result = read_briefs.fn([tmp_path / "s.parquet"])
     assert result.rejected == []
-    assert {c for b in result.briefs for c in b["channels"]} == set(CHANNELS)
-    assert len({b["brand"] for b in result.briefs}) >= 4
+    assert {c for b in result.briefs for c in b.channels} == set(CHANNELS)
+    assert len({b.brand for b in result.briefs}) >= 4

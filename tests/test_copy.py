@@ -6,15 +6,16 @@ import json
 
 import pytest
 
-from adforge.flows.generate_campaigns import engine_options, sampling
 from adforge.flows.settings import Settings
 from adforge.tasks.briefs import normalise
 from adforge.tasks.channels import CHANNELS, copy_model, rule_violations
-from adforge.tasks.copy import generate_copy, get_engine, plan_copies
+from adforge.tasks.copy import generate_copy, plan_copies
+from adforge.tasks.domain import Brief
+from adforge.tasks.generation import text_generator
 from adforge.tasks.sample_briefs import COLUMNS, SAMPLE_BRIEFS
 
 
-def sample_briefs() -> list[dict]:
+def sample_briefs() -> list[Brief]:
     return [normalise(dict(zip(COLUMNS, row, strict=True))) for row in SAMPLE_BRIEFS]
 
 
@@ -25,22 +26,22 @@ def shared_settings(models_dir: str) -> Settings:
 
 @pytest.fixture(scope="session")
 def llm(shared_settings: Settings):
-    return get_engine(engine_options(shared_settings))
+    return text_generator(shared_settings.engine())
 
 
 @pytest.fixture(scope="session")
 def one_job_per_channel(shared_settings: Settings) -> list:
-    jobs = plan_copies(sample_briefs(), sampling(shared_settings))
+    jobs = plan_copies(sample_briefs(), shared_settings.sampling())
     return [next(j for j in jobs if j.channel == channel) for channel in CHANNELS]
 
 
 @pytest.fixture(scope="session")
 def first_result(llm, shared_settings: Settings, one_job_per_channel: list):
-    return generate_copy.fn(one_job_per_channel, engine_options(shared_settings), sampling(shared_settings))
+    return generate_copy.fn(one_job_per_channel, shared_settings.engine(), shared_settings.sampling())
 
 
 def test_every_job_ends_as_copy_or_failure(first_result, one_job_per_channel):
-    ids = [c["copy_id"] for c in first_result.copies] + [f["item_id"] for f in first_result.failures]
+    ids = [c.copy_id for c in first_result.copies] + [f.item_id for f in first_result.failures]
     assert sorted(ids) == sorted(j.copy_id for j in one_job_per_channel)
     assert len(first_result.copies) >= len(one_job_per_channel) - 1, first_result.failures
     assert first_result.output_tokens > 0
@@ -48,36 +49,36 @@ def test_every_job_ends_as_copy_or_failure(first_result, one_job_per_channel):
 
 def test_copy_is_valid_structured_output_within_limits(first_result):
     for copy in first_result.copies:
-        spec = CHANNELS[copy["channel"]]
-        fields = copy_model(copy["channel"]).model_validate(copy)
+        spec = CHANNELS[copy.channel]
+        fields = copy_model(copy.channel).model_validate(vars(copy))
         assert all(getattr(fields, name).strip() for name in ("headline", "body", "cta", "image_prompt"))
-        assert len(copy["headline"]) <= spec.headline_max and len(copy["body"]) <= spec.body_max
-        assert len(copy["cta"]) <= spec.cta_max
-        assert rule_violations(copy["channel"], fields) == []
-        assert json.loads(copy["prompt"])[1]["role"] == "user"
-        assert 1 <= copy["attempts"] <= 6 and copy["prompt_tokens"] > 0
-        assert json.loads(copy["checks"])["channel_limits"] == "passed"
+        assert len(copy.headline) <= spec.headline_max and len(copy.body) <= spec.body_max
+        assert len(copy.cta) <= spec.cta_max
+        assert rule_violations(copy.channel, fields) == []
+        assert json.loads(copy.prompt)[1]["role"] == "user"
+        assert 1 <= copy.attempts <= 6 and copy.prompt_tokens > 0
+        assert json.loads(copy.checks)["channel_limits"] == "passed"
 
 
 def test_same_seeds_same_copy(llm, shared_settings, one_job_per_channel, first_result):
     """Two of the jobs again, in a batch of their own: the same copy, whatever else is decoded beside it."""
     jobs = one_job_per_channel[:2]
-    again = generate_copy.fn(jobs, engine_options(shared_settings), sampling(shared_settings))
+    again = generate_copy.fn(jobs, shared_settings.engine(), shared_settings.sampling())
     ids = {j.copy_id for j in jobs}
     before = {
-        c["copy_id"]: (c["headline"], c["body"], c["seed"])
+        c.copy_id: (c.headline, c.body, c.seed)
         for c in first_result.copies
-        if c["copy_id"] in ids
+        if c.copy_id in ids
     }
-    after = {c["copy_id"]: (c["headline"], c["body"], c["seed"]) for c in again.copies}
+    after = {c.copy_id: (c.headline, c.body, c.seed) for c in again.copies}
     assert before == after and after
 
 
 def test_prompt_longer_than_context_is_a_failure_not_a_crash(llm, shared_settings):
     brief = normalise({"brief_id": "long", "brand": "B", "product": "P", "audience": "A",
                        "key_message": "廣告文案" * 500, "channels": ["x"], "variants": 1})  # fmt: skip
-    jobs = plan_copies([brief], sampling(shared_settings))
-    result = generate_copy.fn(jobs, engine_options(shared_settings), sampling(shared_settings))
+    jobs = plan_copies([brief], shared_settings.sampling())
+    result = generate_copy.fn(jobs, shared_settings.engine(), shared_settings.sampling())
     assert result.copies == []
-    assert result.failures[0]["reason"].startswith("prompt is ")
-    assert "more than the 1728 that fit" in result.failures[0]["reason"]
+    assert result.failures[0].reason.startswith("prompt is ")
+    assert "more than the 1728 that fit" in result.failures[0].reason

@@ -74,9 +74,9 @@ def test_render_writes_files_and_rows(tmp_path: Path):
     jobs = creatives.plan_creatives(rows, FONT)
     assert len({j.creative_id for j in jobs}) == 3
     made, refused = creatives.render_creatives.fn(jobs, FONT, ArtifactStore(tmp_path / "art"))
-    assert [Image.open(r["path"]).size for r in made] == [SIZES["x"], SIZES["instagram"]]
-    assert all(r["kind"] == "creative" and r["contrast_ratio"] >= MIN_CONTRAST for r in made)
-    assert [f["reason"].split(":")[0] for f in refused] == ["creative"]
+    assert [Image.open(r.path).size for r in made] == [SIZES["x"], SIZES["instagram"]]
+    assert all(r.kind == "creative" and r.contrast_ratio >= MIN_CONTRAST for r in made)
+    assert [(f.kind, f.reason.split(":")[0]) for f in refused] == [("creative", "creative")]
 
 
 def test_full_disk_removes_the_batch_files(tmp_path: Path):

@@ -18,6 +18,7 @@ from prefect.settings import PREFECT_API_URL
 
 from adforge.flows.generate_campaigns import generate_campaigns
 from adforge.storage.artifacts import ArtifactError
+from fakes import FAKES
 
 BRIEFS = [
     {"brief_id": "alpha", "brand": "Nordbrew", "product": "Cold brew", "audience": "commuters",
@@ -35,17 +36,17 @@ def write_briefs(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def cli_run(
-    briefs: Path, root: Path, models_dir: str, fault: str | None = None
-) -> subprocess.CompletedProcess:
-    """`adforge run` in its own process group, reporting to this session's Prefect server."""
+def cli_run(briefs: Path, root: Path, fault: str | None = None) -> subprocess.CompletedProcess:
+    """`adforge run` on the fake generators in its own process group, reporting to this session's
+    Prefect server."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ADFORGE_")}
     env["PREFECT_API_URL"] = str(PREFECT_API_URL.value())
+    env["PYTHONPATH"] = str(Path(__file__).parent)  # where the fakes are
     if fault:
         env["ADFORGE_FAULT"] = fault
-    flags = [f"--{k.replace('_', '-')}={v}" for k, v in SMALL_CHUNKS.items()]
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in (SMALL_CHUNKS | FAKES).items()]
     cmd = [sys.executable, "-m", "adforge.flows.cli", "run", str(briefs), f"--db={root / 'a.duckdb'}",
-           f"--artifacts={root / 'art'}", f"--models-dir={models_dir}", "--quiet", *flags]  # fmt: skip
+           f"--artifacts={root / 'art'}", "--quiet", *flags]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)  # fmt: skip
     try:
@@ -68,15 +69,14 @@ def snapshot(root: Path) -> dict:
 
 
 @pytest.mark.slow
-def test_killed_runs_resume_to_the_same_tables(tmp_path: Path, models_dir: str):
+def test_killed_runs_resume_to_the_same_tables(tmp_path: Path):
     briefs = write_briefs(tmp_path / "briefs.parquet", BRIEFS)
-    # The uninterrupted run to compare with, in this process with the session's engine.
+    # The uninterrupted run to compare with, in this process.
     clean = tmp_path / "clean"
     summary = generate_campaigns(
         briefs=[str(briefs)],
-        settings={"models_dir": models_dir, "db": str(clean / "a.duckdb"), "artifacts": str(clean / "art"),
-                  **SMALL_CHUNKS},
-    )  # fmt: skip
+        settings={"db": str(clean / "a.duckdb"), "artifacts": str(clean / "art"), **SMALL_CHUNKS, **FAKES},
+    )
     expected = snapshot(clean)
     assert len(expected["copies"]) + summary["failures"] == 7 and len(expected["copies"]) >= 3
 
@@ -84,9 +84,9 @@ def test_killed_runs_resume_to_the_same_tables(tmp_path: Path, models_dir: str):
     # Each run is killed at a different point; the next one picks up from there.
     for fault in ["kill:briefs-read:1", "kill:copy-written:1", "kill:image-file-written:3",
                   "kill:db-commit:3"]:  # fmt: skip
-        result = cli_run(briefs, root, models_dir, fault)
+        result = cli_run(briefs, root, fault)
         assert result.returncode == -9, (fault, result.stderr[-3000:])
-    final = cli_run(briefs, root, models_dir)
+    final = cli_run(briefs, root)
     assert final.returncode == 0, final.stderr[-3000:]
 
     got = snapshot(root)
@@ -105,7 +105,7 @@ def test_killed_runs_resume_to_the_same_tables(tmp_path: Path, models_dir: str):
     first_chunk, rest = per_run[1][0], per_run[2][0]
     assert first_chunk <= 4 and rest <= 3 and first_chunk + rest == len(got["copies"])
 
-    again = cli_run(briefs, root, models_dir)
+    again = cli_run(briefs, root)
     assert again.returncode == 0 and snapshot(root) == got, "a finished run's rerun changes nothing"
 
 

@@ -25,7 +25,8 @@ BASE = {"brand": "Acme", "product": "Anvil", "audience": "coyotes", "key_message
         "channels": ["display"], "variants": 1, "images_per_copy": 1}  # fmt: skip
 
 
-def test_hostile_briefs_through_the_flow(settings, tmp_path: Path):
+def test_hostile_briefs_through_the_flow(real_settings, tmp_path: Path):
+    settings = real_settings
     rows = [
         {**BASE, "brief_id": "../../escape"},
         {**BASE, "brief_id": "/etc/passwd"},
@@ -107,11 +108,11 @@ def test_every_row_is_processed_or_rejected_never_both(table: pa.Table, tmp_path
     path = tmp_path_factory.mktemp("junk") / "junk.parquet"
     pq.write_table(table, path)
     result = read_briefs.fn([path])
-    accepted = {b["source_row"] for b in result.briefs}
-    rejected = {r["source_row"] for r in result.rejected}
+    accepted = {b.source_row for b in result.briefs}
+    rejected = {r.source_row for r in result.rejected}
     assert accepted.isdisjoint(rejected)
     assert accepted | rejected == set(range(table.num_rows))
-    assert all(r["reason"].split(":")[0] in COLUMNS for r in result.rejected)
+    assert all(r.reason.split(":")[0] in COLUMNS for r in result.rejected)
 
 
 @pytest.mark.parametrize(

@@ -35,7 +35,7 @@ def outputs(db: str) -> dict:
 
 
 @pytest.mark.slow
-def test_ray_executor_gives_the_local_outputs(settings: Settings, tmp_path: Path):
+def test_ray_executor_gives_the_local_outputs(real_settings: Settings, tmp_path: Path):
     briefs = tmp_path / "briefs.parquet"
     rows = [dict(zip(COLUMNS, r, strict=True)) for r in SAMPLE_BRIEFS[:2]]
     rows = [{**r, "channels": r["channels"][:1], "variants": 3} for r in rows]
@@ -45,7 +45,7 @@ def test_ray_executor_gives_the_local_outputs(settings: Settings, tmp_path: Path
         root = tmp_path / executor
         overrides = {"db": str(root / "a.duckdb"), "artifacts": str(root / "art"), "executor": executor,
                      "ray_cpus_per_task": 2, **SMALL}  # fmt: skip
-        runs[executor] = generate_campaigns(briefs=[str(briefs)], settings=settings.to_dict() | overrides)
+        runs[executor] = generate_campaigns(briefs=[str(briefs)], settings=real_settings.to_dict() | overrides)
     local, ray = outputs(str(tmp_path / "local" / "a.duckdb")), outputs(str(tmp_path / "ray" / "a.duckdb"))
 
     assert len(local["copies"]) + len(local["failures"]) == 6 and len(local["copies"]) >= 3

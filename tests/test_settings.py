@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -12,8 +11,8 @@ from adforge.flows.settings import Settings, load_settings
 
 
 def test_every_setting_has_a_default_and_a_description():
-    for f in fields(Settings):
-        assert f.metadata["help"], f.name
+    for name, f in Settings.model_fields.items():
+        assert f.description and f.default is not None, name
     assert Settings().text_model == "SmolLM2-135M-Instruct"
 
 
