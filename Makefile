@@ -7,10 +7,14 @@ BRIEFS := data/sample_briefs.parquet
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: test demo bench bench-full install models lint clean
+.PHONY: test test-fast demo bench bench-full install models lint clean
 
 test: install models lint
 	$(BIN)/pytest
+
+# The unit tier: every test that needs no model (the generators are the fakes in tests/fakes.py).
+test-fast: install lint
+	$(BIN)/pytest -m "not engine and not slow"
 
 demo: install models
 	$(BIN)/adforge sample-briefs $(BRIEFS)
@@ -39,6 +43,7 @@ models: install
 	$(BIN)/adforge models prepare
 
 lint: install
+	mkdir -p build/typecheck && ln -sfn ../.. build/typecheck/adforge
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -57,16 +57,15 @@ def sample_jobs(requests: int, settings: Any) -> list:
     """`requests` copy jobs from the sample briefs: brief × channel × variant, repeated with new seeds."""
     from dataclasses import replace
 
-    from adforge.flows.generate_campaigns import sampling
     from adforge.tasks.briefs import normalise
     from adforge.tasks.copy import plan_copies
     from adforge.tasks.sample_briefs import BANNED_WORDS, COLUMNS, SAMPLE_BRIEFS
 
     briefs = [normalise(dict(zip(COLUMNS, row, strict=True))) for row in SAMPLE_BRIEFS]
-    briefs = [b | {"banned_words": BANNED_WORDS.get(b["brief_id"], [])} for b in briefs]
+    briefs = [replace(b, banned_words=BANNED_WORDS.get(b.brief_id, [])) for b in briefs]
     jobs = []
     seed = 0
     while len(jobs) < requests:
-        jobs += plan_copies(briefs, replace(sampling(settings), seed=seed))
+        jobs += plan_copies(briefs, replace(settings.sampling(), seed=seed))
         seed += 1
     return jobs[:requests]

@@ -77,15 +77,14 @@ def main() -> None:
     parser.add_argument("--text-model", help="model name or path (default: the settings' text_model)")
     args = parser.parse_args()
 
-    from adforge.flows.generate_campaigns import engine_options, sampling
     from adforge.flows.settings import load_settings
-    from adforge.tasks.copy import get_engine
+    from adforge.tasks.generation import text_generator
 
     settings = load_settings(overrides={"text_model": args.text_model})
-    engine, params = engine_options(settings), sampling(settings)
+    engine, params = settings.engine(), settings.sampling()
     jobs = sample_jobs(args.requests, settings)
     with timed() as load:
-        llm = get_engine(engine)
+        llm = text_generator(engine).llm  # the engine inside the vLLM generator: one for (a) and (b)
     # Warm-up on all the prompts, one token each: every grammar is compiled before either timed run.
     bare_vllm(llm, jobs, replace(params, max_tokens=1))
     rates = {}

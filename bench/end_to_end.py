@@ -5,35 +5,10 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
-from typing import Any
 
 from bench.common import peak_rss_mib, save
-
-
-class Timed:
-    """A loaded model whose `method` calls add their seconds to `spent`; the rest passes through."""
-
-    def __init__(self, inner: Any, method: str, spent: dict[str, float], key: str):
-        self._inner, self._method, self._spent, self._key = inner, method, spent, key
-
-    def __getattr__(self, name: str) -> Any:
-        value = getattr(self._inner, name)
-        if name != self._method:
-            return value
-
-        def timed_call(*args: Any, **kwargs: Any) -> Any:
-            start = time.perf_counter()
-            try:
-                return value(*args, **kwargs)
-            finally:
-                self._spent[self._key] += time.perf_counter() - start
-
-        return timed_call
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.__getattr__("__call__")(*args, **kwargs)
+from bench.timed import SPENT
 
 
 def main() -> None:
@@ -44,15 +19,13 @@ def main() -> None:
     from adforge.tasks.quality import quality_report
     from adforge.tasks.sample_briefs import write_sample_briefs
 
-    spent = {"text": 0.0, "image": 0.0}
-    load_engine, load_pipeline = tasks.copy.get_engine, tasks.images.get_pipeline
-    flow_module.get_engine = tasks.copy.get_engine = lambda o: Timed(load_engine(o), "chat", spent, "text")
-    tasks.images.get_pipeline = lambda p, d: Timed(load_pipeline(p, d), "__call__", spent, "image")
-    flow_module.get_pipeline = tasks.images.get_pipeline
+    spent = SPENT
     with tempfile.TemporaryDirectory() as tmp:
         briefs = Path(tmp) / "briefs.parquet"
         write_sample_briefs(briefs)
-        settings = {"db": f"{tmp}/adforge.duckdb", "artifacts": f"{tmp}/artifacts", "quiet": True}
+        settings = {"db": f"{tmp}/adforge.duckdb", "artifacts": f"{tmp}/artifacts", "quiet": True,
+                    "text_generator": "bench.timed:TimedText",
+                    "image_generator": "bench.timed:TimedImages"}  # fmt: skip
         summary = flow_module.generate_campaigns([str(briefs)], settings)
         store = Store(settings["db"])
         stages = {

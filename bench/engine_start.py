@@ -18,12 +18,11 @@ def first_token(eager: bool) -> dict:
 
     from vllm import SamplingParams
 
-    from adforge.flows.generate_campaigns import engine_options
     from adforge.flows.settings import load_settings
-    from adforge.tasks.copy import get_engine
+    from adforge.tasks.generation.vllm_text import VllmText
 
     imported = time.perf_counter()
-    llm = get_engine(replace(engine_options(load_settings()), enforce_eager=eager))
+    llm = VllmText(replace(load_settings().engine(), enforce_eager=eager)).llm
     ready = time.perf_counter()
     llm.chat(
         [[{"role": "user", "content": "Say hello."}]], SamplingParams(max_tokens=1, seed=0), use_tqdm=False

@@ -15,13 +15,13 @@ def run_mode(mode: str, images: int, batch_size: int) -> dict:
     """Generate `images` images in this process, batched or one by one; returns rate and peak memory."""
     import torch
 
-    from adforge.flows.generate_campaigns import image_options
     from adforge.flows.settings import load_settings
-    from adforge.tasks.images import get_pipeline, resolve_device
+    from adforge.tasks.generation.diffusers_images import DiffusersImages
 
     settings = load_settings()
-    options, device = image_options(settings), resolve_device(settings.device)
-    pipe = get_pipeline(settings.image_model_path(), device)
+    options = settings.images()
+    generator = DiffusersImages(settings.image_model_path(), settings.device)
+    pipe, device = generator.pipe, generator.device
     prompts = [f"a product photo, variant {i}, soft light" for i in range(images)]
     size = batch_size if mode == "batched" else 1
 

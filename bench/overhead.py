@@ -1,7 +1,7 @@
 """What the pipeline costs besides the models.
 
 1. Orchestration: the whole flow (Prefect tasks, validation, prompt building, rule checks, DuckDB
-   writes) at several brief counts × 3 variants, with the text model replaced by NoopLLM, a labelled
+   writes) at several brief counts × 3 variants, with the text generator set to NoopText, a labelled
    no-op generator that answers every prompt with fixed valid copy. Used for this measurement only.
 2. DuckDB writes: copy rows through the storage layer vs a bare INSERT … SELECT from the same Arrow table."""
 
@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from adforge.tasks.generation import Completion, EngineOptions, Sampling, TextRequest
 from bench.common import save, timed
 
 CHANNELS = ["instagram", "facebook", "linkedin", "x", "google_search", "email", "display"]
@@ -28,24 +29,21 @@ LINES = [
 ]
 
 
-class NoopTokenizer:
-    def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=True) -> str:
-        return "\n".join(m["content"] for m in messages)
+class NoopText:
+    """NO-OP GENERATOR (benchmark only): answers every prompt with valid copy without running a model."""
 
-    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
-        return [0] * (len(text) // 4)
+    def __init__(self, options: EngineOptions):
+        self.options = options
 
+    def prompt_tokens(self, messages: list[dict[str, str]]) -> int:
+        return sum(len(m["content"]) for m in messages) // 4
 
-class NoopLLM:
-    """NO-OP GENERATOR (benchmark only): returns valid copy for every prompt without running a model."""
-
-    def get_tokenizer(self) -> NoopTokenizer:
-        return NoopTokenizer()
-
-    def chat(self, conversations, sampling_params, use_tqdm=False) -> list:
+    def generate(
+        self, requests: list[TextRequest], sampling: Sampling, finished: Callable[[int], None]
+    ) -> list[Completion]:
         outputs = []
-        for messages in conversations:
-            user = messages[1]["content"]
+        for request in requests:
+            user = request.messages[1]["content"]
             brand = next(line[7:] for line in user.splitlines() if line.startswith("Brand: "))
             variant = int(user.split("This is variant ")[1].split()[0])
             text = json.dumps(
@@ -56,8 +54,8 @@ class NoopLLM:
                     "image_prompt": "a product on a table",
                 }
             )
-            completion = SimpleNamespace(text=text, token_ids=[0] * 40, finish_reason="stop")
-            outputs.append(SimpleNamespace(outputs=[completion], prompt_token_ids=[0] * 200))
+            outputs.append(Completion(text, "stop", 200, 40))
+        finished(len(outputs))
         return outputs
 
 
@@ -79,18 +77,17 @@ def write_briefs(path: Path, n: int) -> None:
 
 
 def orchestration(n: int, folder: Path) -> dict:
-    import adforge.flows.generate_campaigns as flow_module
+    from adforge.flows.generate_campaigns import generate_campaigns
 
-    noop = NoopLLM()
-    flow_module.get_engine = tasks.copy.get_engine = lambda options: noop  # the no-op generator
     briefs = folder / f"briefs-{n}.parquet"
     write_briefs(briefs, n)
     settings = {
         "db": str(folder / f"adforge-{n}.duckdb"),
         "artifacts": str(folder / "artifacts"),
         "quiet": True,
+        "text_generator": "bench.overhead:NoopText",  # the no-op generator
     }
-    summary = flow_module.generate_campaigns([str(briefs)], settings)
+    summary = generate_campaigns([str(briefs)], settings)
     from prefect import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 

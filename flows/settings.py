@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from contextvars import ContextVar
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -213,7 +214,7 @@ class Settings(
 
 def _pick(s: Settings, options: type, skip: set[str]) -> dict[str, Any]:
     """The settings named like the fields of a dataclass of options."""
-    return {name: getattr(s, name) for name in options.__dataclass_fields__ if name not in skip}
+    return {f.name: getattr(s, f.name) for f in fields(options) if f.name not in skip}
 
 
 def _resolve_model(name: str, models_dir: str) -> str:

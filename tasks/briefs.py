@@ -52,7 +52,7 @@ class ReadResult:
     files: list[BriefFile] = field(default_factory=list)  # read
     skipped: list[BriefFile] = field(default_factory=list)  # not read: processed before, or a repeat
 
-    def ledger(self, settings_hash: str, unfinished: set[str]) -> list[dict[str, Any]]:
+    def ledger(self, settings_hash: str, unfinished: set[str | None]) -> list[dict[str, Any]]:
         """`ingested_files` rows for the files read, except the `unfinished` ones (read again next time)."""
         briefs = Counter(b.source_file for b in self.briefs)
         rejected = Counter(r.source_file for r in self.rejected)

@@ -21,11 +21,11 @@ import pytest
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
 
+from fakes import FAKES
 from prefect.testing.utilities import prefect_test_harness
 
 from adforge.flows.settings import Settings, load_settings
 from adforge.tasks.models import prepare_models
-from fakes import FAKES
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = os.environ.get("ADFORGE_TEST_MODELS_DIR", str(ROOT / "data" / "models"))

@@ -65,11 +65,7 @@ def test_same_seeds_same_copy(llm, shared_settings, one_job_per_channel, first_r
     jobs = one_job_per_channel[:2]
     again = generate_copy.fn(jobs, shared_settings.engine(), shared_settings.sampling())
     ids = {j.copy_id for j in jobs}
-    before = {
-        c.copy_id: (c.headline, c.body, c.seed)
-        for c in first_result.copies
-        if c.copy_id in ids
-    }
+    before = {c.copy_id: (c.headline, c.body, c.seed) for c in first_result.copies if c.copy_id in ids}
     after = {c.copy_id: (c.headline, c.body, c.seed) for c in again.copies}
     assert before == after and after
 

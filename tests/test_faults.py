@@ -14,11 +14,11 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from fakes import FAKES
 from prefect.settings import PREFECT_API_URL
 
 from adforge.flows.generate_campaigns import generate_campaigns
 from adforge.storage.artifacts import ArtifactError
-from fakes import FAKES
 
 BRIEFS = [
     {"brief_id": "alpha", "brand": "Nordbrew", "product": "Cold brew", "audience": "commuters",

@@ -21,7 +21,8 @@ def test_batch_makes_requested_count_and_size(models_dir: str, tmp_path: Path):
     options = ImageOptions(model="tiny-sd", width=64, height=32, steps=2)
     jobs = plan_images(COPIES, {"h1": 2, "h2": 1}, options)
     assert len(jobs) == 3 and len({j.image_id for j in jobs}) == 3
-    rows = generate_images.fn(jobs, options, "diffusers", f"{models_dir}/tiny-sd", "cpu", ArtifactStore(tmp_path))
+    path = f"{models_dir}/tiny-sd"
+    rows = generate_images.fn(jobs, options, "diffusers", path, "cpu", ArtifactStore(tmp_path))
     assert len(rows) == 3
     for row in rows:
         path = Path(row.path)

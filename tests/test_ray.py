@@ -45,7 +45,8 @@ def test_ray_executor_gives_the_local_outputs(real_settings: Settings, tmp_path:
         root = tmp_path / executor
         overrides = {"db": str(root / "a.duckdb"), "artifacts": str(root / "art"), "executor": executor,
                      "ray_cpus_per_task": 2, **SMALL}  # fmt: skip
-        runs[executor] = generate_campaigns(briefs=[str(briefs)], settings=real_settings.to_dict() | overrides)
+        settings = real_settings.to_dict() | overrides
+        runs[executor] = generate_campaigns(briefs=[str(briefs)], settings=settings)
     local, ray = outputs(str(tmp_path / "local" / "a.duckdb")), outputs(str(tmp_path / "ray" / "a.duckdb"))
 
     assert len(local["copies"]) + len(local["failures"]) == 6 and len(local["copies"]) >= 3

@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import pytest
 
-from adforge.flows.generate_campaigns import engine_options, sampling
 from adforge.flows.settings import Settings
 from adforge.tasks.briefs import normalise
-from adforge.tasks.copy import CopyJob, Sampling, generate_copy, get_engine, parse_copy, plan_copies
-from adforge.tasks.rules import banned_words_used, brand_in_grammar, copy_text, similarity
+from adforge.tasks.copy import generate_copy, parse_copy, plan_copies
+from adforge.tasks.domain import CopyJob
+from adforge.tasks.generation import Completion, Sampling, text_generator
+from adforge.tasks.rules import (
+    BrandRules,
+    banned_words_used,
+    brand_in_grammar,
+    check_copy,
+    copy_text,
+    language_margins,
+    language_text,
+    max_sibling_similarity,
+    similarity,
+)
 
 GOOD = {"headline": "Cold brew in seconds", "body": "Nordbrew makes barista coffee at home.",
         "cta": "Shop now", "image_prompt": "a glass of iced coffee"}  # fmt: skip
@@ -30,7 +41,9 @@ def job(**fields) -> CopyJob:
 
 
 def parse(output: dict, siblings: list[str] | None = None, finish: str = "stop", **fields):
-    return parse_copy(job(**fields), json.dumps(output), finish, siblings or [], Sampling("m"))
+    return parse_copy(
+        job(**fields), Completion(json.dumps(output), finish, 0, 0), siblings or [], Sampling("m")
+    )
 
 
 def test_copy_passing_every_rule_keeps_its_check_results():
@@ -83,7 +96,7 @@ def test_languages_the_model_does_not_write_are_not_checked():
 
 def test_unusable_output_is_refused_with_its_reason():
     assert parse(GOOD, finish="length") == (None, "output cut off at max_tokens")
-    assert parse_copy(job(), '{"headline": "x"', "stop", [], Sampling("m"))[1].startswith(
+    assert parse_copy(job(), Completion('{"headline": "x"', "stop", 0, 0), [], Sampling("m"))[1].startswith(
         "output: invalid JSON"
     )
 
@@ -93,6 +106,63 @@ def test_brands_the_grammar_cannot_hold_are_only_checked():
     assert "Mention Joe's" in job(brand='Joe\'s "Best" Bakery').messages[1]["content"]
 
 
+MIXED = [
+    "Nordbrew makes barista coffee at home in thirty seconds. Shop now",
+    "Nordbrew macht Kaffee wie beim Barista, zu Hause und in dreißig Sekunden.",
+    "Nordbrew prepara café de barista en casa en treinta segundos. Compra ahora",
+    "Nordbrew prépare un café de barista à la maison en trente secondes. Achetez",
+    "ノルドブリューは30秒で自宅でバリスタのコーヒーを作ります。今すぐ購入",
+    "نوردبرو يصنع قهوة الباريستا في المنزل خلال ثلاثين ثانية. تسوق الآن",
+    "STAY DRY ON EVERY TRAIL WITH PEAKGEAR",  # all capitals: py3langid lowers them
+    "Cold brew. Kalter Kaffee. Café frío.",
+    "!!!",  # no features: every language at the floor
+    "",
+]
+
+
+@pytest.mark.parametrize("wanted", ["en", "de", "ja", "xx"])
+def test_language_margins_equal_py3langid_rank(wanted: str):
+    import py3langid
+
+    got = language_margins(MIXED, [wanted] * len(MIXED))
+    for text, (top, margin) in zip(MIXED, got, strict=True):
+        scores = dict(py3langid.rank(text))
+        best = max(scores, key=lambda lang: scores[lang])
+        assert top == best, text
+        # py3langid sums in float32, the batch in float64: a margin may differ by py3langid's rounding, ~1e-7
+        # of the scores (5.6e-6 on a margin of 4.86 between scores of -136), so 1e-6 of the margin or score.
+        expected = scores[best] - scores.get(wanted, float("-inf"))
+        assert margin == pytest.approx(expected, rel=1e-6, abs=1e-6 * abs(scores[best])), text
+
+
+def test_precomputed_language_gives_the_same_checks():
+    rules = BrandRules("Nordbrew")
+    german = GOOD | {"body": "Nordbrew macht Kaffee wie beim Barista, zu Hause und in dreißig Sekunden."}
+    copies = [GOOD, german, GOOD | {"headline": "Hi", "body": "Nordbrew."}]
+    known = language_margins([language_text(c) for c in copies], ["en"] * len(copies))
+    for fields, language in zip(copies, known, strict=True):
+        batched = check_copy(fields, "display", rules, frozenset({"en"}), [], 0.8, language)
+        assert batched == check_copy(fields, "display", rules, frozenset({"en"}), [], 0.8)
+    assert check_copy(german, "display", rules, frozenset({"en"}), [], 0.8, known[1])[1] == (
+        "language: reads as de, the brief asks for en"
+    )
+
+
+def test_similarity_refuses_near_duplicates_and_keeps_rewordings():
+    text = "Cold brew in seconds Nordbrew makes barista coffee at home. Shop now"
+    near = "Cold brew in seconds! Nordbrew makes barista coffee at home, fast. Shop now"
+    reworded = "Skip the cafe queue Pour, stir, sip: Nordbrew is your home barista. Order now"
+    assert similarity(text, near) > 0.8 > similarity(text, reworded)
+    fields = {
+        "headline": "Cold brew in seconds",
+        "body": "Nordbrew makes barista coffee at home.",
+        "cta": "Shop now",
+    }
+    assert max_sibling_similarity(fields, []) is None
+    assert max_sibling_similarity(fields, [reworded, near]) == similarity(text, near)
+    assert max_sibling_similarity(fields, [reworded]) == similarity(text, reworded)
+
+
 # The real engine, given briefs that provoke each rule.
 
 
@@ -100,7 +170,7 @@ def test_brands_the_grammar_cannot_hold_are_only_checked():
 def provoked(models_dir: str):
     s = Settings(models_dir=models_dir)
     # No two variants can be this unalike: every variant after the first is refused as too similar.
-    rules = replace(sampling(s), max_similarity=0.0, languages="en,de")
+    rules = replace(s.sampling(), max_similarity=0.0, languages="en,de")
     briefs = [
         brief(brief_id="banned", banned_words=["the", "and", "your", "coffee"], channels=["facebook"]),
         brief(brief_id="variants", channels=["linkedin"], variants=3),
@@ -108,21 +178,21 @@ def provoked(models_dir: str):
         brief(brief_id="odd-brand", brand='M&S "Café" (Nº1)', channels=["x"]),
         brief(brief_id="odd-grammar-brand", brand="M&S Café (Nº1)", channels=["x"]),
     ]
-    get_engine(engine_options(s))
-    return generate_copy.fn(plan_copies(briefs, rules), engine_options(s), rules), rules
+    text_generator(s.engine())
+    return generate_copy.fn(plan_copies(briefs, rules), s.engine(), rules), rules
 
 
 def refusals(result, brief_id: str) -> set[str]:
     """Which rules refused a sample of this brief: from stored copies' checks and failures' reasons."""
-    reasons = [f["reason"] for f in result.failures if f["brief_id"] == brief_id]
+    reasons = [f.reason for f in result.failures if f.brief_id == brief_id]
     for c in result.copies:
-        if c["brief_id"] == brief_id:
-            reasons += json.loads(c["checks"]).get("refused_samples", [])
+        if c.brief_id == brief_id:
+            reasons += json.loads(c.checks).get("refused_samples", [])
     return {r.split(":")[0] for r in reasons} | {k for r in reasons for k in re.findall(r"(\w+) ×\d+", r)}
 
 
 def stored(result, brief_id: str) -> list[dict]:
-    return [c for c in result.copies if c["brief_id"] == brief_id]
+    return [asdict(c) for c in result.copies if c.brief_id == brief_id]
 
 
 def test_engine_copy_never_uses_a_banned_word(provoked):
@@ -154,4 +224,4 @@ def test_engine_copy_names_the_brand(provoked):
     assert grammar and grammar[0]["body"].startswith("M&S Café (Nº1)")
     for c in result.copies:
         assert all(v == "passed" or v.startswith("skipped") or v == "trimmed"
-                   for k, v in json.loads(c["checks"]).items() if k != "refused_samples")  # fmt: skip
+                   for k, v in json.loads(c.checks).items() if k != "refused_samples")  # fmt: skip

@@ -42,7 +42,9 @@ class VllmText:
         self.tokenizer = self.llm.get_tokenizer()
 
     def prompt_tokens(self, messages: list[dict[str, str]]) -> int:
-        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        text = self.tokenizer.apply_chat_template(
+            cast(Any, messages), tokenize=False, add_generation_prompt=True
+        )
         return len(self.tokenizer.encode(str(text), add_special_tokens=False))
 
     def generate(
