@@ -36,6 +36,9 @@ from adforge.tasks.progress import Progress
 from adforge.tasks.report import render_report
 
 CREATIVE_BATCH = 16  # creatives per task
+# The run keeps its database connection this long after a write: chunks that finish in quick
+# succession share one, and a reader waits at most this long once the writes slow down.
+LINGER_S = 0.5
 
 
 @flow(name="generate_campaigns", log_prints=True)
@@ -47,7 +50,7 @@ def generate_campaigns(briefs: list[str], settings: dict[str, Any] | None = None
     run = Run(s, Store(s.db, s.db_wait_s, s.lake_data), get_run_logger())
     run.start(briefs, flow_run.id)
     try:
-        with executor(s) as ex:
+        with executor(s) as ex, run.store.lingering(LINGER_S):
             read = read_stage(run, briefs)
             jobs = copy_stage(run, ex, read.briefs)
             image_jobs = image_stage(run, ex, jobs, read.briefs)

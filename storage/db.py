@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -66,14 +67,19 @@ def _lost_commit(e: Exception) -> bool:
 
 
 class Store:
-    """One DuckDB file, or a DuckLake. Each write opens, commits and closes, so the file is never
-    held for long and concurrent runs or queries only wait for one short transaction at a time.
-    On a DuckLake, writers do not wait for each other: a commit that lost a race is tried again."""
+    """One DuckDB file, or a DuckLake. Each write is one short transaction, and the connection is
+    closed at once after use (or `linger_s` later, see `lingering`), so the file is never held for long:
+    concurrent runs or queries wait for one short transaction, or one burst of writes, at a time. On
+    a DuckLake, writers do not wait for each other: a commit that lost a race is tried again."""
 
     def __init__(self, path: str | Path, wait_s: float = 60.0, lake_data: str = ""):
         self.lake = lake.is_lake(path)
         self.path: str | Path = str(path) if self.lake else Path(path)
         self.wait_s = wait_s
+        self.linger_s = 0.0
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._lock = threading.RLock()
+        self._closer: threading.Timer | None = None
         if self.lake:
             with lake.connect(str(path), data_path=lake.new_data_path(str(path), lake_data)) as con:
                 self._retry(lambda: lake.sync_schema(con))
@@ -87,12 +93,45 @@ class Store:
         return retrying(attempt, _lost_commit, self.wait_s) if self.lake else attempt()
 
     @contextmanager
-    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = open_db(self.path, read_only, self.wait_s)
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The store's connection, opened if need be; closed `linger_s` after its last use (opening and
+        closing cost tens of milliseconds, so writes that follow each other closely may share one)."""
+        with self._lock:
+            if self._closer:
+                self._closer.cancel()
+            if self._con is None:
+                self._con = open_db(self.path, False, self.wait_s)
+            try:
+                yield self._con
+            except BaseException:
+                self.close()  # a connection left inside a failed transaction is not used again
+                raise
+            finally:
+                if self.linger_s <= 0:
+                    self.close()
+                elif self._con is not None:
+                    self._closer = threading.Timer(self.linger_s, self.close)
+                    self._closer.daemon = True
+                    self._closer.start()
+
+    @contextmanager
+    def lingering(self, seconds: float) -> Iterator[None]:
+        """Within the block, keep the connection `seconds` after each use; closed when the block ends."""
+        self.linger_s = seconds
         try:
-            yield con
+            yield
         finally:
-            con.close()
+            self.linger_s = 0.0
+            self.close()
+
+    def close(self) -> None:
+        """Close the connection now (it is opened again when needed)."""
+        with self._lock:
+            if self._closer:
+                self._closer.cancel()
+            if self._con is not None:
+                self._con.close()
+                self._con = None
 
     def write(self, tables: dict[str, Rows]) -> dict[str, int]:
         """Insert rows into several tables in one transaction; rows whose key exists are skipped."""

@@ -114,13 +114,14 @@ def seed_for(job: CopyJob, attempt: int) -> int:
 
 
 def copy_row(
-    job: CopyJob, fields: dict[str, Any], out: Completion, attempt: int, sampling: Sampling
+    job: CopyJob, fields: dict[str, Any], out: Completion, attempt: int, model: str, sampling: str
 ) -> CopyRow:
+    """The stored row of an accepted sample; `sampling` is the JSON of the settings that made it."""
     checks = fields.pop("checks") | ({"refused_samples": job.reasons} if job.reasons else {})
     return CopyRow(
         copy_id=job.copy_id, brief_id=job.brief_id, brief_hash=job.brief_hash, channel=job.channel,
         variant=job.variant, **fields, checks=json.dumps(checks), attempts=attempt + 1,
-        seed=seed_for(job, attempt), text_model=sampling.model, sampling=json.dumps(asdict(sampling)),
+        seed=seed_for(job, attempt), text_model=model, sampling=sampling,
         prompt=json.dumps(job.messages, ensure_ascii=False), prompt_tokens=out.prompt_tokens,
         output_tokens=out.output_tokens,
     )  # fmt: skip
@@ -142,6 +143,7 @@ def generate_copy(jobs: list[CopyJob], engine: EngineOptions, sampling: Sampling
     for job in pending:
         accepted.setdefault(job.group, list(job.siblings))
     progress = Progress("copy samples", len(pending), run_logger())
+    settings = json.dumps(asdict(sampling))  # stored with every copy
     for attempt in range(sampling.attempts):
         if not pending:
             break
@@ -163,7 +165,7 @@ def generate_copy(jobs: list[CopyJob], engine: EngineOptions, sampling: Sampling
                 retry.append(job)
                 continue
             accepted[job.group].append(copy_text(fields))
-            result.copies.append(copy_row(job, fields, out, attempt, sampling))
+            result.copies.append(copy_row(job, fields, out, attempt, sampling.model, settings))
         pending = retry
         progress.total += len(retry) if attempt + 1 < sampling.attempts else 0
     result.failures += [failure(j, FailureKind.RULE, refusal(j.reasons), len(j.reasons)) for j in pending]

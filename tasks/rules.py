@@ -152,6 +152,8 @@ def language_text(fields: dict[str, Any]) -> str:
 
 def language_margins(texts: list[str], wanted: list[str]) -> list[tuple[str, float]]:
     """Per text, py3langid's top language and how far its score is above the wanted language's."""
+    if len(wanted) != len(texts):
+        raise ValueError(f"{len(texts)} texts but {len(wanted)} wanted languages")
     if not texts:
         return []
     model = _langid_model()
