@@ -29,7 +29,7 @@ from adforge.tasks.generation import (
 from adforge.tasks.ids import derive_seed, make_id
 from adforge.tasks.progress import Progress, run_logger
 from adforge.tasks.prompts import copy_messages
-from adforge.tasks.rules import check_copy, copy_text, grammar_schema
+from adforge.tasks.rules import check_copy, copy_text, grammar_schema, language_margins, language_text
 
 logger = logging.getLogger(__name__)
 FIELDS = tuple(CopyFields.model_fields)  # headline, body, cta, image_prompt
@@ -88,6 +88,12 @@ def parse_copy(
     job: CopyJob, out: Completion, siblings: list[str], sampling: Sampling
 ) -> tuple[dict | None, str]:
     """Copy fields with their check results, or None and the reason the output was refused."""
+    fields, reason = read_output(out)
+    return check_fields(job, fields, siblings, sampling) if fields else (None, reason)
+
+
+def read_output(out: Completion) -> tuple[dict[str, str] | None, str]:
+    """The copy fields of an output, or None and why it has none."""
     if out.finish_reason == "length":
         return None, "output cut off at max_tokens"
     try:
@@ -96,11 +102,19 @@ def parse_copy(
         return None, f"output: invalid JSON ({e.msg})"
     if not isinstance(raw, dict) or not all(isinstance(raw.get(f), str) for f in FIELDS):
         return None, f"output: expected the string fields {', '.join(FIELDS)}"
-    fields = {f: raw[f] for f in FIELDS}
+    return {f: raw[f] for f in FIELDS}, ""
+
+
+def check_fields(
+    job: CopyJob, fields: dict[str, str], siblings: list[str], sampling: Sampling,
+    language: tuple[str, float] | None = None,
+) -> tuple[dict | None, str]:  # fmt: skip
+    """The fields with their check results, or None and the first rule they break; `language` is the
+    output's language identified beforehand (a batch at a time is faster)."""
     languages = frozenset(sampling.languages.split(","))
     # Limits are checked on the text as written: a field that ran past its limit was cut, not finished.
     checks, reason, score = check_copy(
-        fields, job.channel, job.rules, languages, siblings, sampling.max_similarity
+        fields, job.channel, job.rules, languages, siblings, sampling.max_similarity, language
     )
     if reason:
         return None, reason
@@ -157,9 +171,12 @@ def generate_copy(jobs: list[CopyJob], engine: EngineOptions, sampling: Sampling
             drop(engine)  # a dead engine stays dead: the task's retry starts a fresh one
             raise
         retry = []
-        for job, out in zip(pending, outputs, strict=True):
+        read = [read_output(out) for out in outputs]
+        languages = _languages(pending, [fields for fields, _ in read])
+        for job, out, (fields, reason), language in zip(pending, outputs, read, languages, strict=True):
             result.output_tokens += out.output_tokens
-            fields, reason = parse_copy(job, out, accepted[job.group], sampling)
+            if fields is not None:
+                fields, reason = check_fields(job, fields, accepted[job.group], sampling, language)
             if fields is None:
                 job.reasons.append(reason)
                 retry.append(job)
@@ -170,6 +187,14 @@ def generate_copy(jobs: list[CopyJob], engine: EngineOptions, sampling: Sampling
         progress.total += len(retry) if attempt + 1 < sampling.attempts else 0
     result.failures += [failure(j, FailureKind.RULE, refusal(j.reasons), len(j.reasons)) for j in pending]
     return result
+
+
+def _languages(jobs: list[CopyJob], outputs: list[dict[str, str] | None]) -> list[tuple[str, float] | None]:
+    """Top language and margin to the wanted one for every readable output, identified in one batch."""
+    pairs = zip(jobs, outputs, strict=True)
+    readable = [(job.rules.language, language_text(fields)) for job, fields in pairs if fields]
+    margins = iter(language_margins([text for _, text in readable], [wanted for wanted, _ in readable]))
+    return [next(margins) if fields else None for fields in outputs]
 
 
 def refusal(reasons: list[str]) -> str:

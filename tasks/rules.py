@@ -22,6 +22,7 @@ from rapidfuzz import process
 from rapidfuzz.distance import Indel
 
 from adforge.tasks.channels import CHANNELS, CTA_BUTTONS, CopyFields, copy_model, rule_violations
+from adforge.tasks.domain import BrandRules
 
 FIELDS = ("headline", "body", "cta")
 MIN_LANGUAGE_LETTERS = 20  # shorter text is too little to tell its language
@@ -29,15 +30,6 @@ MIN_LANGUAGE_LETTERS = 20  # shorter text is too little to tell its language
 # 3.4 of the top language when it was not the top itself; German text scored 60 above English.
 LANGUAGE_MARGIN = 10.0
 _WORD = re.compile(r"\w+")
-
-
-@dataclass(frozen=True)
-class BrandRules:
-    """What a brief asks of its copy, besides the channel's limits."""
-
-    brand: str
-    banned_words: tuple[str, ...] = ()
-    language: str = "en"
 
 
 # Every request of a brief and channel asks for the same schema: it is built once and shared, so callers
