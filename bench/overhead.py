@@ -3,12 +3,17 @@
 1. Orchestration: the whole flow (Prefect tasks, validation, prompt building, rule checks, DuckDB
    writes) at several brief counts × 3 variants, with the text generator set to NoopText, a labelled
    no-op generator that answers every prompt with fixed valid copy. Used for this measurement only.
-2. DuckDB writes: copy rows through the storage layer vs a bare INSERT … SELECT from the same Arrow table."""
+2. DuckDB writes: copy rows through the storage layer vs a bare INSERT … SELECT from the same Arrow table.
+
+With --against REF, the orchestration is also measured on the code of an earlier commit (this same
+benchmark, run from a temporary git worktree of REF), so that before and after come from one run."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -171,12 +176,31 @@ def duckdb_writes(rows: int, folder: Path) -> dict:
     }
 
 
+def against(ref: str, sizes: str) -> list[dict]:
+    """The orchestration measurement by the code of commit `ref`, in a process of its own."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "tree"
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(tree), ref], check=True, capture_output=True
+        )
+        try:
+            subprocess.run(
+                [sys.executable, "-m", "bench.overhead", "--sizes", sizes, "--rows", "1000"],
+                cwd=tree,
+                check=True,
+            )
+            return json.loads((tree / "bench" / "results" / "overhead.json").read_text())["orchestration"]
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], check=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
         "--sizes", default="100,1000", help="brief counts, comma-separated (full: 100,1000,10000)"
     )
     parser.add_argument("--rows", type=int, default=30000, help="copy rows for the DuckDB write comparison")
+    parser.add_argument("--against", help="also measure the orchestration of this earlier commit (git ref)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -191,10 +215,17 @@ def main() -> None:
     }
     if 1000 in per_brief and largest > 1000:
         ratios[f"ms per brief {largest} / 1000"] = round(per_brief[largest] / per_brief[1000], 2)
+    before = against(args.against, args.sizes) if args.against else []
+    for old in (b for b in before if b["briefs"] == largest):
+        ratios[f"briefs/s at {largest}, {args.against}"] = old["briefs_per_s"]
+        ratios[f"briefs/s at {largest}, this / {args.against}"] = round(
+            old["ms_per_brief"] / per_brief[largest], 2
+        )
     save(
         "overhead",
         {
             "orchestration": sizes,
+            **({f"orchestration_{args.against}": before} if before else {}),
             "duckdb_writes": writes,
             "ratios": ratios,
             "targets": {

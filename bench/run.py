@@ -20,14 +20,16 @@ QUICK = {
     # (c) runs in batches of 16 whatever the count, so its rate needs only one batch here.
     "copy_stage": ["--requests", "32", "--batched", "16", "--single", "4"],
     "image_stage": ["--images", "64"],
-    "overhead": ["--sizes", "100,1000", "--rows", "30000"],
+    # 0c867aa: the last commit before the pipeline got its generator interfaces and typed records.
+    "overhead": ["--sizes", "100,1000,10000", "--rows", "30000", "--against", "0c867aa"],
+    "rules": [],
     "end_to_end": [],
     "engine_start": [],
 }
 FULL = QUICK | {
     "copy_stage": ["--requests", "228", "--single", "32"],
     "image_stage": ["--images", "256"],
-    "overhead": ["--sizes", "100,1000,10000", "--rows", "100000"],
+    "overhead": ["--sizes", "100,1000,10000", "--rows", "100000", "--against", "0c867aa"],
 }
 
 

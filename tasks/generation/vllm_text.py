@@ -81,7 +81,10 @@ class _Reporter:
         self.n = 0
         self.postfix = ""
 
-    def __call__(self, **_: Any) -> _Reporter:  # vLLM calls use_tqdm(total=..., desc=...)
+    def __call__(self, iterable: Any = None, **_: Any) -> Any:
+        """vLLM wraps the prompts it adds in use_tqdm(prompts), then counts outputs in use_tqdm(total=n)."""
+        if iterable is not None:
+            return iterable
         self.start = time.perf_counter()
         return self
 
