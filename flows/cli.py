@@ -9,12 +9,12 @@ import signal
 import sys
 from pathlib import Path
 
+from adforge.flows.overrides import OVERRIDABLE
+from adforge.flows.redaction import hidden, redact, refuse_secrets
 from adforge.flows.settings import GROUPS, Settings, load_settings
 from adforge.storage.export import FORMATS
 
-# Quiet third-party defaults; the user's own environment wins.
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("DO_NOT_TRACK", "1")
+# Quiet third-party defaults (usage reports are off in adforge.flows itself); the user's environment wins.
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # The tasks' own log lines (engine start, model loading) go to the dashboard with the flow's.
@@ -23,7 +23,7 @@ os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "adforge")
 
 def error(e: Exception, status: int) -> int:
     """Print a one-line error the way every adforge command does; returns the exit status."""
-    print(f"adforge: error: {e}", file=sys.stderr)
+    print(f"adforge: error: {redact(str(e))}", file=sys.stderr)  # errors may name a db or URL setting
     return status
 
 
@@ -56,22 +56,35 @@ def quiet_logs(settings: Settings) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     quiet_logs(settings)
-    from adforge.tasks.briefs import BriefFileError, check_file, find_files
+    from adforge.tasks.briefs import BriefFileError, find_files, open_briefs
+    from adforge.tasks.untrusted import printable
 
-    try:  # fail on unusable files before starting Prefect or any model
-        for path in find_files(args.briefs):
-            check_file(path)
+    # Stop before starting Prefect or any model when no file given can be used at all; the run itself
+    # sets aside the unusable files of a partly usable set (rejected_files).
+    try:
+        files, notes = find_files(args.briefs)
     except BriefFileError as e:
-        return error(e, 2)
+        return error(ValueError(printable(e)), 2)
+    problems = []
+    for path in files:
+        try:
+            open_briefs(path, settings.limits())
+            break
+        except BriefFileError as e:
+            problems.append(str(e))
+    else:
+        return error(ValueError(printable("; ".join(problems or notes))), 2)
     from adforge.flows.generate_campaigns import format_summary, generate_campaigns
     from adforge.storage.artifacts import ArtifactError
-    from adforge.storage.db import DatabaseBusy
+    from adforge.storage.db import DatabaseBusy, DatabaseCorrupt
 
     try:
-        summary = generate_campaigns(briefs=[str(b) for b in args.briefs], settings=settings.to_dict())
+        summary = generate_campaigns(
+            briefs=[str(b) for b in args.briefs], settings=hidden(settings.to_dict())
+        )
     except BriefFileError as e:
         return error(e, 2)
-    except (ArtifactError, DatabaseBusy) as e:
+    except (ArtifactError, DatabaseBusy, DatabaseCorrupt) as e:
         return error(e, 1)
     if settings.quiet:
         print("\n".join(format_summary(summary)))
@@ -81,17 +94,22 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_query(args: argparse.Namespace) -> int:
     import duckdb
 
-    from adforge.storage.db import DatabaseBusy, query
-    from adforge.storage.export import write_result
+    from adforge.storage.db import DatabaseBusy, DatabaseCorrupt, QueryRefused, QueryTimeout, query
+    from adforge.storage.export import BATCH_ROWS, write_result
 
     settings = load_settings(args.config)
+    if args.format == "parquet" and not args.out:
+        return error(ValueError("--format parquet needs --out FILE"), 2)
+    limits = {"memory_limit": args.memory_limit, "threads": args.threads}
     try:
-        with query(args.db or settings.db, args.sql, settings.db_wait_s) as result:
-            if result is not None and args.format == "table":
+        with query(args.db or settings.db, args.sql, settings.db_wait_s, args.timeout, **limits) as result:
+            if args.format == "table":
                 result.show(max_rows=args.max_rows, max_width=10_000)
-            elif result is not None:
-                write_result(result.to_arrow_table(), args.format, args.out)
-    except (duckdb.Error, FileNotFoundError, DatabaseBusy, OSError) as e:
+            else:
+                write_result(result.fetch_record_batch(BATCH_ROWS), args.format, args.out)
+    except QueryRefused as e:
+        return error(e, 2)
+    except (duckdb.Error, FileNotFoundError, DatabaseBusy, DatabaseCorrupt, QueryTimeout, OSError) as e:
         return error(e, 1)
     return 0
 
@@ -99,13 +117,14 @@ def cmd_query(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     import duckdb
 
-    from adforge.storage.db import DatabaseBusy
+    from adforge.storage.db import DatabaseBusy, DatabaseCorrupt
     from adforge.storage.export import export_run
 
     settings = load_settings(args.config)
+    limits = {"memory_limit": args.memory_limit, "threads": args.threads}
     try:
-        counts = export_run(args.db or settings.db, args.to, args.run, settings.db_wait_s)
-    except (duckdb.Error, FileNotFoundError, DatabaseBusy, OSError) as e:
+        counts = export_run(args.db or settings.db, args.to, args.run, settings.db_wait_s, **limits)
+    except (duckdb.Error, FileNotFoundError, DatabaseBusy, DatabaseCorrupt, OSError) as e:
         return error(e, 1)
     for table, rows in counts.items():
         print(f"{Path(args.to) / table}.parquet: {rows} rows")
@@ -115,7 +134,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_quality(args: argparse.Namespace) -> int:
     import duckdb
 
-    from adforge.storage.db import DatabaseBusy, read_rows
+    from adforge.storage.db import DatabaseBusy, DatabaseCorrupt, read_rows
     from adforge.tasks.quality import quality_report
 
     settings = load_settings(args.config)
@@ -125,10 +144,11 @@ def cmd_quality(args: argparse.Namespace) -> int:
         "WHERE ? IS NULL OR c.run_id = ?"
     )
     failures_sql = "SELECT * FROM failures WHERE stage = 'copy' AND (? IS NULL OR run_id = ?)"
+    limits = {"memory_limit": args.memory_limit, "threads": args.threads}
     try:
-        copies = read_rows(db, copies_sql, [args.run, args.run], settings.db_wait_s)
-        failures = read_rows(db, failures_sql, [args.run, args.run], settings.db_wait_s)
-    except (duckdb.Error, FileNotFoundError, DatabaseBusy) as e:
+        copies = read_rows(db, copies_sql, [args.run, args.run], settings.db_wait_s, **limits)
+        failures = read_rows(db, failures_sql, [args.run, args.run], settings.db_wait_s, **limits)
+    except (duckdb.Error, FileNotFoundError, DatabaseBusy, DatabaseCorrupt) as e:
         return error(e, 1)
     report = quality_report(copies, failures)
     width = max(len(k) for k in report)
@@ -163,10 +183,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if not get_current_settings().api.url:
         return error(ValueError("serving needs a Prefect server: start one and set PREFECT_API_URL"), 2)
+    # The parameters are stored on the server and shown in its dashboard; the flow needs real values.
+    refuse_secrets(settings.to_dict(), "in the deployment's parameters on the Prefect server")
+    settings.check_models()
+    overridable = [name.strip() for name in args.overridable.split(",") if name.strip()]
+    if unknown := sorted(set(overridable) - set(Settings.model_fields)):
+        raise ValueError(f"overridable: unknown settings {', '.join(unknown)}")
     generate_campaigns.serve(
         name=args.name,
         schedules=[Cron(args.cron, timezone=args.timezone)] if args.cron else None,
-        parameters={"briefs": args.briefs, "settings": settings.to_dict()},
+        parameters={"briefs": args.briefs, "settings": settings.to_dict(), "overridable": overridable},
         description=f"adforge over {', '.join(args.briefs)}; only files not processed before are read.",
         tags=["adforge"],
         pause_on_shutdown=False,
@@ -194,6 +220,12 @@ def cmd_sample_briefs(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_limit_flags(parser: argparse.ArgumentParser) -> None:
+    """Caps on the read-only connection of query, export and quality."""
+    parser.add_argument("--memory-limit", default="2GB", help="most memory DuckDB may use (default: 2GB)")
+    parser.add_argument("--threads", type=int, default=2, help="most threads DuckDB may use (default: 2)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="adforge", description="Turn Parquet campaign briefs into ad copy and images, stored in DuckDB."
@@ -212,7 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     query = commands.add_parser(
         "query",
         help="run read-only SQL against the database",
-        description="Run one read-only SQL statement and print the result.",
+        description="Run one SELECT statement and print the result. It runs in a sandbox: read-only, no "
+        "file access beyond the database's own files, no extensions, capped memory, threads and time. "
+        "Exit status: 0 done, 1 the query failed or was stopped, 2 a statement other than one SELECT.",
     )
     query.add_argument("sql", help='e.g. "select channel, count(*) from copies group by 1"')
     query.add_argument("--db", help="DuckDB file (default: the db setting)")
@@ -222,6 +256,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="table (printed), csv, json (an array of objects) or parquet (needs --out) (default: table)",
     )  # fmt: skip
     query.add_argument("--out", help="write the result to this file instead of standard output")
+    query.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="stop the query after SECONDS; 0: never (default: 60)",
+    )
+    add_limit_flags(query)
     query.set_defaults(func=cmd_query)
 
     export = commands.add_parser(
@@ -232,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--run", help="run id (see `select run_id from runs`); default: every run")
     export.add_argument("--to", required=True, help="folder to write the Parquet files into")
     export.add_argument("--db", help="DuckDB file (default: the db setting)")
+    add_limit_flags(export)
     export.set_defaults(func=cmd_export)
 
     serve = commands.add_parser(
@@ -245,6 +288,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--cron", help='schedule, e.g. "0 2 * * *" for 02:00 every day (default: none)')
     serve.add_argument("--timezone", default="UTC", help="time zone of the schedule (default: UTC)")
     serve.add_argument("--name", default="adforge-nightly", help="deployment name (default: adforge-nightly)")
+    serve.add_argument(
+        "--overridable", default=",".join(OVERRIDABLE),
+        help="settings a run started through the Prefect API may change, comma-separated; a run that changes "
+        f"any other is refused (default: {','.join(OVERRIDABLE)})",
+    )  # fmt: skip
     add_settings_flags(serve)
     serve.set_defaults(func=cmd_serve)
 
@@ -257,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     quality.add_argument("--run", help="run id (default: every run)")
     quality.add_argument("--db", help="DuckDB file (default: the db setting)")
+    add_limit_flags(quality)
     quality.set_defaults(func=cmd_quality)
 
     schema = commands.add_parser(

@@ -8,11 +8,14 @@ from typing import Any
 
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
+from adforge.tasks.untrusted import markdown
+
 SAMPLE = 6  # copies shown in the markdown artifact
 
 STAGES = {  # stage → the summary's keys shown for it, with their labels
     "read": {"files_new": "brief files read", "files_skipped": "brief files skipped",
-             "briefs_read": "briefs read", "briefs_rejected": "briefs rejected", "read_s": "seconds"},
+             "files_rejected": "brief files rejected", "briefs_read": "briefs read",
+             "briefs_rejected": "briefs rejected", "read_s": "seconds"},
     "copy": {"copies": "copies written", "output_tokens": "output tokens", "tokens_per_s": "output tokens/s",
              "load_text_model_s": "seconds loading the model", "copy_s": "seconds"},
     "image": {"images": "images written", "images_per_s": "images/s",
@@ -40,14 +43,16 @@ def summary_table(summary: dict[str, Any], failures: list[dict[str, Any]]) -> li
 
 
 def copy_sample(summary: dict[str, Any], assets: list[dict[str, Any]]) -> str:
+    """Markdown with the first copies; their text (from the model, prompted by the briefs) is escaped."""
     lines = [f"# Copy from {summary['run_id']}", ""]
     if not assets:
-        return "\n".join([*lines, summary.get("note") or "This run wrote no copy."])
+        return "\n".join([*lines, markdown(summary.get("note") or "This run wrote no copy.")])
     lines.append(f"{len(assets)} copies written; the first {min(SAMPLE, len(assets))} by brief and channel:")
     for a in assets[:SAMPLE]:
         images = ", ".join(f"`{Path(p).name}`" for p in a["image_paths"]) or "none"
-        lines += ["", f"### {a['brand']} · {a['channel']} · variant {a['variant']}", "",
-                  f"**{a['headline']}**", "", a["body"], "", f"_{a['cta']}_ · images: {images}"]  # fmt: skip
+        lines += ["", f"### {markdown(a['brand'])} · {markdown(a['channel'])} · variant {a['variant']}", "",
+                  f"**{markdown(a['headline'])}**", "", markdown(a["body"]), "",
+                  f"_{markdown(a['cta'])}_ · images: {images}"]  # fmt: skip
     return "\n".join(lines)
 
 

@@ -11,6 +11,7 @@ from prefect.runtime import flow_run
 
 from adforge.flows.dashboard import publish
 from adforge.flows.executor import Executor, Outcome, executor
+from adforge.flows.overrides import run_settings
 from adforge.flows.run import Run
 from adforge.flows.settings import load_settings
 from adforge.storage.artifacts import ArtifactError
@@ -34,17 +35,23 @@ from adforge.tasks.generation import image_generator, text_generator
 from adforge.tasks.images import generate_images, plan_images
 from adforge.tasks.progress import Progress
 from adforge.tasks.report import render_report
+from adforge.tasks.untrusted import printable
 
 CREATIVE_BATCH = 16  # creatives per task
 # The run keeps its database connection this long after a write: chunks that finish in quick
 # succession share one, and a reader waits at most this long once the writes slow down.
 LINGER_S = 0.5
+LOGGED_REJECTIONS = 20  # rejected rows logged one by one; all of them are in rejected_briefs
 
 
 @flow(name="generate_campaigns", log_prints=True)
-def generate_campaigns(briefs: list[str], settings: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Turn Parquet briefs into copy variants, images and creatives, stored in DuckDB."""
-    s = load_settings(overrides=settings)
+def generate_campaigns(
+    briefs: list[str], settings: dict[str, Any] | None = None, overridable: list[str] | None = None
+) -> dict[str, Any]:
+    """Turn Parquet briefs into copy variants, images and creatives, stored in DuckDB. In a deployment's
+    run only the settings named in `overridable` may differ from the deployment's."""
+    s = load_settings(overrides=run_settings(settings, overridable))
+    s.check_models()
     # adforge's own lines (engine start, model loading) reach the dashboard (PREFECT_LOGGING_EXTRA_LOGGERS).
     logging.getLogger("adforge").setLevel(logging.WARNING if s.quiet else logging.INFO)
     run = Run(s, Store(s.db, s.db_wait_s, s.lake_data), get_run_logger())
@@ -73,17 +80,28 @@ def read_stage(run: Run, paths: list[str]) -> ReadResult:
     """Read and validate the brief files not processed before with these settings."""
     progress = Progress("read", len(paths), run.logger)
     processed = run.store.ingested(run.output_settings) if run.s.incremental else {}
-    read = read_briefs.with_options(task_run_name=f"read-briefs[{len(paths)} paths]")(paths, processed)
+    read = read_briefs.with_options(task_run_name=f"read-briefs[{len(paths)} paths]")(
+        paths, processed, run.s.limits()
+    )
+    # Paths, ids and reasons come from the files: printable() keeps each on one line of plain text.
+    for note in read.passed_over:
+        run.logger.warning(printable(note))
     for f in read.skipped:
-        run.logger.info(f"skipped {f.path}: {f.reason}")
+        run.logger.info(printable(f"skipped {f.path}: {f.reason}"))
+    for rf in read.rejected_files:
+        run.logger.warning(printable(f"rejected file {rf.path}: {rf.reason}"))
     fault_point("briefs-read")
-    run.write(briefs=read.briefs, rejected_briefs=read.rejected)
-    for r in read.rejected:
-        run.logger.warning(f"rejected row {r.source_row} of {r.source_file}: {r.reason}")
+    run.write(briefs=read.briefs, rejected_briefs=read.rejected, rejected_files=read.rejected_files)
+    for r in read.rejected[:LOGGED_REJECTIONS]:
+        run.logger.warning(printable(f"rejected row {r.source_row} of {r.source_file}: {r.reason}"))
+    if len(read.rejected) > LOGGED_REJECTIONS:
+        run.logger.warning(f"and {len(read.rejected) - LOGGED_REJECTIONS} more (see rejected_briefs)")
     progress.update(len(paths), f"{len(read.files)} new files, {len(read.skipped)} skipped, "
-                    f"{len(read.briefs)} briefs, {len(read.rejected)} rejected")  # fmt: skip
+                    f"{len(read.rejected_files)} rejected files, {len(read.briefs)} briefs, "
+                    f"{len(read.rejected)} rejected")  # fmt: skip
     run.record(Stage.READ, progress, len(read.briefs) + len(read.rejected))
     run.counts.files_new, run.counts.files_skipped = len(read.files), len(read.skipped)
+    run.counts.files_rejected = len(read.rejected_files)
     run.counts.briefs_read, run.counts.briefs_rejected = len(read.briefs), len(read.rejected)
     return read
 
@@ -140,7 +158,8 @@ def image_stage(run: Run, ex: Executor, jobs: list[CopyJob], briefs: list[Brief]
                     f"{len(todo)} to make")  # fmt: skip
     if todo:
         run.artifacts.check_writable("images")
-    model = {"generator": s.image_generator, "path": s.image_model_path(), "device": s.device}
+    model = {"generator": s.image_generator, "path": s.image_model_path(), "device": s.device,
+             "revision": s.image_model_revision}  # fmt: skip
     if todo and not ex.remote:
         run.load(Stage.LOAD_IMAGE_MODEL, lambda: image_generator(*model.values()))
     progress = Progress("images", len(todo), run.logger)
@@ -226,4 +245,4 @@ def write_report(run: Run, summary: dict[str, Any]) -> str:
 
 def format_summary(summary: dict[str, Any]) -> list[str]:
     width = max(len(k) for k in summary)
-    return ["run summary:"] + [f"  {k.ljust(width)}  {v}" for k, v in summary.items()]
+    return ["run summary:"] + [f"  {k.ljust(width)}  {printable(v)}" for k, v in summary.items()]

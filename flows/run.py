@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from adforge.flows.redaction import redact, redacted
 from adforge.flows.settings import Settings
 from adforge.storage.artifacts import ArtifactStore
 from adforge.storage.db import Store
@@ -25,6 +26,7 @@ class Counts:
     status: str = "running"
     files_new: int = 0
     files_skipped: int = 0
+    files_rejected: int = 0
     briefs_read: int = 0
     briefs_rejected: int = 0
     copies: int = 0
@@ -65,7 +67,7 @@ class Run:
             {"run_id": self.run_id, "flow_run_id": flow_run_id, "status": "running",
              "started_at": datetime.now(UTC), "sources": [str(b) for b in briefs],
              "text_model": self.s.text_model, "image_model": self.s.image_model, "seed": self.s.seed,
-             "settings": json.dumps(self.s.to_dict())}
+             "settings": json.dumps(redacted(self.s.to_dict()))}
         )  # fmt: skip
         for old in interrupted:
             self.logger.warning(f"run {old} was interrupted; this run completes its work")
@@ -88,7 +90,8 @@ class Run:
         self.record(stage, progress, 1)
 
     def fail(self, error: BaseException) -> None:
-        self.store.finish_run(self.run_id, status="failed", finished_at=datetime.now(UTC), error=str(error))
+        reason = redact(str(error))  # errors may name a db or URL setting
+        self.store.finish_run(self.run_id, status="failed", finished_at=datetime.now(UTC), error=reason)
 
     def finish(self, note: str | None) -> dict[str, Any]:
         """Store the final counts; returns the run's summary."""

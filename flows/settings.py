@@ -13,6 +13,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
@@ -21,7 +22,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from adforge.tasks.briefs import Limits
 from adforge.tasks.copy import EngineOptions, Sampling
+from adforge.tasks.generation import BUILTIN
 from adforge.tasks.images import ImageOptions
 
 
@@ -43,7 +46,11 @@ class StorageSettings(Group):
         "data/artifacts",
         description="folder or fsspec URL (s3://bucket/prefix) for images, creatives and reports",
     )
-    models_dir: str = Field("data/models", description="local model cache built by `adforge models prepare`")
+    models_dir: str = Field(
+        str(Path(platformdirs.user_cache_dir("adforge")) / "models"),
+        description="local model cache built by `adforge models prepare` (in the user's cache folder, so "
+        "that a run finds it from any folder)",
+    )
     incremental: bool = Field(
         True,
         description="skip brief files already processed with the same output settings (same content hash)",
@@ -112,6 +119,9 @@ class EngineSettings(Group):
     pipeline_parallel_size: int = Field(
         1, description="GPUs one text engine splits its layers across, in stages"
     )
+    text_model_revision: str = Field(
+        "", description="commit, branch or tag of text_model on the Hugging Face hub; empty: its default"
+    )
 
 
 class ImageSettings(Group):
@@ -119,6 +129,9 @@ class ImageSettings(Group):
 
     image_model: str = Field(
         "tiny-sd", description="image model: a folder in models_dir, a local path or a Hugging Face id"
+    )
+    image_model_revision: str = Field(
+        "", description="commit, branch or tag of image_model on the Hugging Face hub; empty: its default"
     )
     image_generator: str = Field(
         "diffusers",
@@ -158,18 +171,45 @@ class ExecutorSettings(Group):
     )
 
 
+class LimitsSettings(Group):
+    """Bounds on brief files: a row beyond one is rejected with a reason naming the limit."""
+
+    max_rows_per_file: int = Field(
+        1_000_000, description="rows a brief file may have; a longer file is rejected"
+    )
+    max_field_chars: int = Field(
+        2000,
+        description="characters in any text field (key_message, and each banned word); names and codes keep "
+        "tighter caps of their own (brand 200, audience 500, ...)",
+    )
+    max_list_items: int = Field(100, description="items in channels or banned_words")
+    max_metadata_bytes: int = Field(
+        65_536, description="bytes of a row's other columns, stored as JSON in briefs.metadata"
+    )
+
+    def limits(self) -> Limits:
+        return Limits(**{name: getattr(self, name) for name in LimitsSettings.model_fields})
+
+
 GROUPS: tuple[type[Group], ...] = (
     StorageSettings,
     SamplingSettings,
     EngineSettings,
     ImageSettings,
     ExecutorSettings,
+    LimitsSettings,
 )
 _config_file: ContextVar[Path | None] = ContextVar("config_file", default=None)
 
 
 class Settings(
-    StorageSettings, SamplingSettings, EngineSettings, ImageSettings, ExecutorSettings, BaseSettings
+    StorageSettings,
+    SamplingSettings,
+    EngineSettings,
+    ImageSettings,
+    ExecutorSettings,
+    LimitsSettings,
+    BaseSettings,
 ):
     model_config = SettingsConfigDict(env_prefix="ADFORGE_", frozen=True, extra="forbid")
 
@@ -186,10 +226,15 @@ class Settings(
         )
 
     def text_model_path(self) -> str:
-        return _resolve_model(self.text_model, self.models_dir)
+        return _resolve_model("text_model", self.text_model, self.models_dir, self.text_generator)
 
     def image_model_path(self) -> str:
-        return _resolve_model(self.image_model, self.models_dir)
+        return _resolve_model("image_model", self.image_model, self.models_dir, self.image_generator)
+
+    def check_models(self) -> None:
+        """Raise the error a model missing from the cache would give, before any work is done."""
+        self.text_model_path()
+        self.image_model_path()
 
     def engine(self) -> EngineOptions:
         """How to start the text engine: the engine settings, with the model resolved to a path."""
@@ -217,10 +262,18 @@ def _pick(s: Settings, options: type, skip: set[str]) -> dict[str, Any]:
     return {f.name: getattr(s, f.name) for f in fields(options) if f.name not in skip}
 
 
-def _resolve_model(name: str, models_dir: str) -> str:
-    """A name found in the model cache means that folder; anything else goes to the loader as is."""
+def _resolve_model(setting: str, name: str, models_dir: str, generator: str) -> str:
+    """A name found in the model cache means that folder; a path or hub id goes to the loader as is. A
+    bare name missing from the cache is an error for vLLM and diffusers, never a download from the hub."""
     cached = Path(models_dir) / name
-    return str(cached.resolve()) if cached.is_dir() else name  # absolute: workers may start elsewhere
+    if cached.is_dir():
+        return str(cached.resolve())  # absolute: workers may start elsewhere
+    if generator in BUILTIN and "/" not in name:
+        raise ValueError(
+            f"{setting}: {name} is not in the model cache {models_dir}; run adforge models prepare, "
+            "or name a local folder or a hub id (org/name)"
+        )
+    return name
 
 
 def load_settings(config: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:

@@ -9,6 +9,7 @@ import hashlib
 import os
 import posixpath
 import re
+import secrets
 from pathlib import Path
 
 import fsspec
@@ -24,12 +25,14 @@ class ArtifactError(OSError):
 
 class ArtifactStore:
     """A folder of artifact files. Local files are written atomically (temporary file, then rename);
-    on object storage an object appears only once its upload is complete."""
+    on object storage an object appears only once its upload is complete. Temporary and probe names
+    are unique per process, so runs that write the same folder never touch each other's."""
 
     def __init__(self, root: str | Path):
         self.fs, path = fsspec.core.url_to_fs(str(root))
         self.local = isinstance(self.fs, LocalFileSystem)
         self.root = str(Path(path).resolve()) if self.local else path.rstrip("/")
+        self.created: set[str] = set()  # files this store made (they did not exist before)
 
     def location(self, *parts: str) -> str:
         """What a row stores for a file or folder under the root: a local path, or a full URL."""
@@ -51,7 +54,7 @@ class ArtifactStore:
         try:
             if self.local:  # object storage has no folders, and s3fs's makedirs would create a bucket
                 self.fs.makedirs(folder, exist_ok=True)
-            probe = posixpath.join(folder, ".write-check")
+            probe = posixpath.join(folder, f".write-check-{_unique()}")
             self.fs.pipe_file(probe, b"")
             self.fs.rm_file(probe)
         except OSError as e:
@@ -61,6 +64,8 @@ class ArtifactStore:
         """Write one file; returns its location and sha256. A crash leaves no half-written file."""
         path = self.path_for(kind, item_id, suffix)
         try:
+            if not self.fs.exists(path):
+                self.created.add(path)
             if self.local:
                 _write_atomic(Path(path), data)
             else:
@@ -73,14 +78,20 @@ class ArtifactStore:
         return self.fs.cat_file(location)
 
     def remove(self, locations: list[str]) -> None:
-        """Delete files whose rows will not be written (a batch that failed part-way)."""
+        """Delete files whose rows will not be written (a batch that failed part-way), if this store
+        made them: a file that was there before belongs to another run, which may have recorded it."""
         for location in locations:
-            if self.fs.exists(location):
+            if location in self.created and self.fs.exists(location):
                 self.fs.rm_file(location)
+            self.created.discard(location)
+
+
+def _unique() -> str:
+    return f"{os.getpid()}-{secrets.token_hex(4)}"
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{_unique()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:

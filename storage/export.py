@@ -1,12 +1,13 @@
-"""Query results and whole runs as files for other tools: CSV, JSON or Parquet."""
+"""Query results and whole runs as files for other tools: CSV, JSON or Parquet, written batch by batch."""
 
 from __future__ import annotations
 
 import json
 import sys
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
@@ -16,57 +17,90 @@ from adforge.storage.db import open_existing
 
 FORMATS = ("table", "csv", "json", "parquet")
 # Every table with a run_id column; `adforge export` writes one Parquet file per table.
-RUN_TABLES = ("runs", "run_stages", "briefs", "rejected_briefs", "copies", "images", "creatives", "failures",
-              "ingested_files")  # fmt: skip
+RUN_TABLES = ("runs", "run_stages", "briefs", "rejected_briefs", "rejected_files", "copies", "images",
+              "creatives", "failures", "ingested_files")  # fmt: skip
+BATCH_ROWS = 65_536  # rows held in memory at once while a result is written
 
 
-def write_result(table: pa.Table, fmt: str, out: str | None) -> None:
-    """Write a query result as csv, json (an array of objects) or parquet, to a file or stdout."""
-    if fmt == "parquet":
-        if out is None:
-            raise ValueError("--format parquet needs --out FILE")
-        pq.write_table(table, out)
-    elif fmt == "csv":
-        with _open(out) as f:
-            pa_csv.write_csv(_flat(table), f)
-    elif fmt == "json":
-        text = json.dumps(table.to_pylist(), ensure_ascii=False, default=str, indent=1) + "\n"
-        with _open(out) as f:
-            f.write(text.encode())
-    else:
+def write_result(batches: pa.RecordBatchReader, fmt: str, out: str | None) -> int:
+    """Write a query result as csv, json (an array of objects) or parquet, to a file or stdout, one
+    batch at a time so that memory does not grow with the result; returns the number of rows."""
+    if fmt not in FORMATS[1:]:
         raise ValueError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
+    if fmt == "parquet" and out is None:
+        raise ValueError("--format parquet needs --out FILE")
+    rows = 0
+    with _open(out) as f:
+        if fmt == "parquet":
+            with pq.ParquetWriter(f, batches.schema) as parquet:
+                for batch in batches:
+                    parquet.write_batch(batch)
+                    rows += batch.num_rows
+        elif fmt == "csv":
+            schema = pa.schema(
+                [(c.name, pa.string()) if pa.types.is_nested(c.type) else c for c in batches.schema]
+            )
+            with pa_csv.CSVWriter(f, schema) as csv:
+                for batch in batches:
+                    csv.write_batch(_flat(batch, schema))
+                    rows += batch.num_rows
+        else:
+            f.write(b"[")
+            for batch in batches:
+                for row in batch.to_pylist():
+                    text = json.dumps(row, ensure_ascii=False, default=str)
+                    f.write(("\n" if rows == 0 else ",\n").encode() + text.encode())
+                    rows += 1
+            f.write(b"\n]\n")
+    return rows
 
 
 def export_run(
-    db: str | Path, out_dir: str | Path, run_id: str | None, wait_s: float = 60.0
+    db: str | Path, out_dir: str | Path, run_id: str | None, wait_s: float = 60.0, **limits: Any
 ) -> dict[str, int]:
-    """One Parquet file per table with the rows of run_id (all rows if None); returns rows per table."""
-    con = open_existing(db, wait_s)
+    """One Parquet file per table with the rows of run_id (all rows if None), read on the same
+    locked-down connection as `adforge query`; returns rows per table."""
+    con = open_existing(db, wait_s, **limits)
     try:
         if run_id and not con.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchall():
             raise ValueError(f"no run {run_id!r} in {db}")
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        counts = {}
         where, params = ("WHERE run_id = ?", [run_id]) if run_id else ("", [])
-        for name in RUN_TABLES:
-            table = con.sql(f"SELECT * FROM {name} {where}", params=params).to_arrow_table()
-            pq.write_table(table, out / f"{name}.parquet")
-            counts[name] = table.num_rows
-        return counts
+        return {
+            name: write_result(
+                con.sql(f"SELECT * FROM {name} {where}", params=params).fetch_record_batch(BATCH_ROWS),
+                "parquet",
+                str(out / f"{name}.parquet"),
+            )
+            for name in RUN_TABLES
+        }
     finally:
         con.close()
 
 
-def _flat(table: pa.Table) -> pa.Table:
+def _flat(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     """CSV has no lists or structs: such columns become JSON text."""
-    for i, column in enumerate(table.schema):
-        if pa.types.is_nested(column.type):
-            text = [None if v is None else json.dumps(v, default=str) for v in table.column(i).to_pylist()]
-            table = table.set_column(i, column.name, pa.array(text, pa.string()))
-    return table
+    columns = [
+        pa.array([None if v is None else json.dumps(v, default=str) for v in column.to_pylist()], pa.string())
+        if pa.types.is_nested(column.type)
+        else column
+        for column in batch.columns
+    ]
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
-def _open(out: str | None) -> Any:
-    """The file, or standard output's byte stream (left open)."""
-    return open(out, "wb") if out else nullcontext(sys.stdout.buffer)
+@contextmanager
+def _open(out: str | None) -> Iterator[BinaryIO]:
+    """Standard output's byte stream (left open), or the file: written under a temporary name and
+    renamed once complete, so that a query that fails or is stopped leaves no partial file."""
+    if out is None:
+        yield sys.stdout.buffer
+        return
+    partial = Path(f"{out}.partial")
+    try:
+        with open(partial, "wb") as f:
+            yield f
+        partial.replace(out)
+    finally:
+        partial.unlink(missing_ok=True)

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import duckdb
 
-from adforge.storage.schema import VIEWS, comment, migrate, sql_literal
+from adforge.storage.schema import VIEWS, comment, migrate, sql_literal, views_intact
 
 PREFIX = "ducklake:"
 
@@ -53,20 +53,42 @@ def connect(
     """A connection whose default database is the lake. A new catalog keeps `data_path` (empty: a
     folder beside the catalog); an existing one refuses a data path other than its own."""
     con = duckdb.connect(
-        config={"extension_directory": extension_directory(), "autoinstall_known_extensions": False, **config}
-    )
+        config={"extension_directory": extension_directory(), "autoinstall_known_extensions": False,
+                "autoload_known_extensions": False, **config}
+    )  # fmt: skip
+    # Extensions are loaded here by name, never on demand by whatever a query names.
+    con.execute("LOAD ducklake")
+    catalog = url.removeprefix(PREFIX).split(":", 1)[0]
+    if catalog in CATALOG_EXTENSIONS:
+        con.execute(f"LOAD {catalog}")
     options = ["READ_ONLY"] if read_only else []
     if data_path:
         options.append(f"DATA_PATH {sql_literal(data_path)}")
     suffix = f" ({', '.join(options)})" if options else ""
-    con.execute(f"ATTACH {sql_literal(url)} AS lake{suffix}")
+    attach = f"ATTACH {sql_literal(url)} AS lake{suffix}"
+    try:
+        con.execute(attach)
+    except duckdb.Error as e:  # the data path is on object storage (a failed ATTACH leaves nothing behind)
+        if "requires the extension httpfs" not in str(e):
+            raise
+        con.execute("LOAD httpfs")
+        con.execute(attach)
     con.execute("USE lake")
-    stored = con.execute(
-        "SELECT value FROM __ducklake_metadata_lake.ducklake_metadata WHERE key = 'data_path'"
-    ).fetchone()
-    if stored and stored[0].startswith("s3://"):
+    if stored_data_path(con).startswith("s3://"):
         use_s3(con)
     return con
+
+
+# Catalog databases opened by the extension of the same name (a DuckDB catalog needs none).
+CATALOG_EXTENSIONS = ("sqlite", "postgres", "mysql")
+
+
+def stored_data_path(con: duckdb.DuckDBPyConnection) -> str:
+    """Where the attached lake keeps its Parquet files, as its catalog records it."""
+    row = con.execute(
+        "SELECT value FROM __ducklake_metadata_lake.ducklake_metadata WHERE key = 'data_path'"
+    ).fetchone()
+    return str(row[0]) if row else ""
 
 
 def use_s3(con: duckdb.DuckDBPyConnection) -> None:
@@ -134,7 +156,7 @@ def sync_schema(con: duckdb.DuckDBPyConnection) -> None:
             if name not in have[table]:
                 con.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
                 changed = True
-    if changed or not con.execute("SELECT 1 FROM duckdb_views() WHERE database_name = 'lake'").fetchall():
+    if changed or not views_intact(con):
         con.execute(VIEWS)
     comment(con, view_columns=False)
 

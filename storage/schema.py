@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 
 import duckdb
 
@@ -207,7 +208,23 @@ def m006_failure_kind(con: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
-# Views hold no data: they are defined again whenever a migration has run.
+@migration
+def m007_rejected_files(con: duckdb.DuckDBPyConnection) -> None:
+    # Brief files that could not be used at all; they stay out of the ledger, so a later run tries again.
+    con.execute("""
+        CREATE TABLE rejected_files (
+            run_id VARCHAR NOT NULL,
+            path VARCHAR NOT NULL,
+            file_hash VARCHAR,
+            reason VARCHAR NOT NULL,
+            created_at TIMESTAMPTZ DEFAULT current_timestamp,
+            PRIMARY KEY (run_id, path)
+        );
+        ALTER TABLE runs ADD COLUMN files_rejected INTEGER;
+    """)
+
+
+# Views hold no data: they are defined again whenever a migration has run or one differs from these.
 VIEWS = """
         CREATE OR REPLACE VIEW v_assets AS
         SELECT c.copy_id, c.run_id, c.brief_id, b.campaign_id, b.brand, b.product, b.audience, b.tone,
@@ -227,9 +244,9 @@ VIEWS = """
         ) k USING (copy_id);
         CREATE OR REPLACE VIEW v_run_summary AS
         SELECT r.run_id, r.status, r.started_at, r.finished_at, r.wall_s, r.files_new, r.files_skipped,
-               r.briefs_read, r.briefs_rejected, r.copies, r.images, r.creatives, r.failures, r.output_tokens,
-               r.tokens_per_s, r.images_per_s, s.read_s, s.load_text_model_s, s.copy_s,
-               s.load_image_model_s, s.image_s, s.creative_s, r.text_model, r.image_model, r.error
+               r.files_rejected, r.briefs_read, r.briefs_rejected, r.copies, r.images, r.creatives,
+               r.failures, r.output_tokens, r.tokens_per_s, r.images_per_s, s.read_s, s.load_text_model_s,
+               s.copy_s, s.load_image_model_s, s.image_s, s.creative_s, r.text_model, r.image_model, r.error
         FROM runs r
         LEFT JOIN (
             SELECT run_id,
@@ -267,10 +284,28 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
             con.execute("INSERT INTO schema_migrations (name) VALUES (?)", [fn.__name__])
             con.execute("COMMIT")
             applied.append(fn.__name__)
-    if applied:
+    if applied or not views_intact(con):
         con.execute(VIEWS)
     comment(con)
     return applied
+
+
+def views_intact(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the current database's views are the pipeline's own (anyone who can write may replace one)."""
+    have = dict(con.execute(
+        "SELECT view_name, sql FROM duckdb_views() WHERE database_name = current_database() AND NOT internal"
+    ).fetchall())  # fmt: skip
+    return all(have.get(name) == sql for name, sql in pipeline_views().items())
+
+
+@cache
+def pipeline_views() -> dict[str, str]:
+    """Each view's definition as DuckDB stores it, from an in-memory database with every migration."""
+    with duckdb.connect() as con:
+        for fn in MIGRATIONS:
+            fn(con)
+        con.execute(VIEWS)
+        return dict(con.execute("SELECT view_name, sql FROM duckdb_views() WHERE NOT internal").fetchall())
 
 
 def comment(con: duckdb.DuckDBPyConnection, view_columns: bool = True) -> None:

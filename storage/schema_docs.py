@@ -33,6 +33,7 @@ DOCS: dict[str, tuple[str, dict[str, str]]] = {
         "files_new": "brief files read by this run",
         "files_skipped": "brief files skipped: processed before with the same settings, or repeated",
         "creatives": "creatives written by this run",
+        "files_rejected": "brief files that could not be used at all (see rejected_files)",
     }),
     "briefs": ("One row per brief version (a changed brief is a new row).", {
         "brief_id": BRIEF_ID,
@@ -60,6 +61,14 @@ DOCS: dict[str, tuple[str, dict[str, str]]] = {
         "source_file": "file the row was read from",
         "source_row": "row in that file, from 0",
         "reason": "what is wrong, starting with the field's name",
+        "created_at": CREATED,
+    }),
+    "rejected_files": ("One row per brief file a run could not use at all: not Parquet, damaged, a "
+                       "required column missing, a column name repeated, too many rows.", {
+        "run_id": RUN_ID,
+        "path": "the file",
+        "file_hash": "sha256 of the file's bytes (null if it could not be read)",
+        "reason": "why it could not be used; a later run tries the file again",
         "created_at": CREATED,
     }),
     "copies": ("One row per copy variant written.", {
@@ -193,6 +202,7 @@ DOCS: dict[str, tuple[str, dict[str, str]]] = {
         "wall_s": "runs.wall_s",
         "files_new": "runs.files_new",
         "files_skipped": "runs.files_skipped",
+        "files_rejected": "runs.files_rejected",
         "briefs_read": "runs.briefs_read",
         "briefs_rejected": "runs.briefs_rejected",
         "copies": "runs.copies",

@@ -1,16 +1,22 @@
-"""Read campaign briefs from Parquet, check them against the brief contract, set bad rows aside."""
+"""Read campaign briefs from Parquet, check them against the brief contract, set bad rows and files aside."""
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import hashlib
 import json
 import math
+import os
+import stat
+import unicodedata
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -18,23 +24,51 @@ from prefect.cache_policies import NO_CACHE
 from adforge.tasks.channels import CHANNELS
 from adforge.tasks.domain import Brief, RejectedBrief
 from adforge.tasks.ids import stable_hash
+from adforge.tasks.untrusted import shorten
 
 REQUIRED = ("brief_id", "brand", "product", "audience", "key_message")
 OPTIONAL = ("campaign_id", "tone", "channels", "variants", "images_per_copy", "banned_words", "language")
-# Longest accepted text per field: keeps every prompt well inside the model's context.
-MAX_CHARS = {"brief_id": 200, "brand": 200, "product": 200, "audience": 500, "key_message": 2000,
-             "campaign_id": 200, "tone": 100, "language": 20}  # fmt: skip
+FIELDS = REQUIRED + OPTIONAL  # any other column goes to metadata
+# Names and codes are part of every prompt (and a brand must fit a headline): they keep these caps.
+# Every text field, key_message included, is also held to the max_field_chars limit.
+FIELD_CHARS = {"brief_id": 200, "brand": 200, "product": 200, "audience": 500, "campaign_id": 200,
+               "tone": 100, "language": 20}  # fmt: skip
 DEFAULTS = {"tone": "friendly", "channels": ["instagram"], "variants": 3, "images_per_copy": 1,
             "banned_words": [], "language": "en", "campaign_id": None}  # fmt: skip
 RANGES = {"variants": (1, 10), "images_per_copy": (0, 4)}
+BATCH_ROWS = 4096  # rows converted to Python at a time: memory follows a batch, not the file
+SUFFIX = ".parquet"  # in any case
+# Letters that render as blank space (Hangul fillers, the blank Braille pattern).
+BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on any input; the defaults are those of the limits settings (flows/settings.py)."""
+
+    max_rows_per_file: int = 1_000_000
+    max_field_chars: int = 2000
+    max_list_items: int = 100
+    max_metadata_bytes: int = 65_536
 
 
 class BriefFileError(Exception):
-    """A briefs file that cannot be used at all: the run stops before generating anything."""
+    """A briefs file that cannot be used at all; `reason` says why without the path."""
+
+    def __init__(self, path: str | Path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = str(path), reason
 
 
 class RowError(ValueError):
     """One row breaks the contract; the message names the field."""
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A cell pyarrow could not turn into a Python value (invalid UTF-8, a date out of range, ...)."""
+
+    error: str
 
 
 @dataclass
@@ -46,11 +80,22 @@ class BriefFile:
 
 
 @dataclass
+class RejectedFile:
+    """A file that could not be used at all: a row of `rejected_files`."""
+
+    path: str
+    file_hash: str | None  # null when the file could not even be read
+    reason: str
+
+
+@dataclass
 class ReadResult:
     briefs: list[Brief] = field(default_factory=list)
     rejected: list[RejectedBrief] = field(default_factory=list)
     files: list[BriefFile] = field(default_factory=list)  # read
     skipped: list[BriefFile] = field(default_factory=list)  # not read: processed before, or a repeat
+    rejected_files: list[RejectedFile] = field(default_factory=list)  # unusable; tried again next run
+    passed_over: list[str] = field(default_factory=list)  # why entries found in folders were left alone
 
     def ledger(self, settings_hash: str, unfinished: set[str | None]) -> list[dict[str, Any]]:
         """`ingested_files` rows for the files read, except the `unfinished` ones (read again next time)."""
@@ -63,28 +108,77 @@ class ReadResult:
         ]  # fmt: skip
 
 
-def find_files(paths: Sequence[str | Path]) -> list[Path]:
-    """Expand the given files and directories into the Parquet files to read, in a stable order."""
+def find_files(paths: Sequence[str | Path]) -> tuple[list[Path], list[str]]:
+    """The Parquet files to read, in a stable order, and why entries were passed over. A folder is
+    searched through its subfolders (Hive-style partitions too) for names ending in .parquet in any
+    case; hidden names, links that lead nowhere, FIFOs, sockets and unreadable folders are passed
+    over without being opened."""
     files: list[Path] = []
+    notes: list[str] = []
     for p in map(Path, paths):
         if p.is_dir():
-            files.extend(sorted(f for f in p.iterdir() if f.suffix == ".parquet" and f.is_file()))
+            found = _walk(p, notes)
+            if not found:
+                notes.append(f"{p}: no Parquet files found")
+            files += found
         elif p.is_file():
             files.append(p)
+        elif p.exists():
+            notes.append(f"{p}: not a regular file ({_kind(p)}), passed over")
         else:
-            raise BriefFileError(f"{p}: no such file or directory")
-    return files
+            raise BriefFileError(p, "no such file or directory")
+    return files, notes
 
 
-def check_file(path: Path) -> None:
-    """Fail with a one-line message if the file is not Parquet or lacks a required column."""
+def _walk(folder: Path, notes: list[str]) -> list[Path]:
+    found: list[Path] = []
+
+    def unreadable(e: OSError) -> None:
+        notes.append(f"{e.filename}: folder not readable ({e.strerror})")
+
+    for root, dirs, names in os.walk(folder, onerror=unreadable):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(names):
+            path = Path(root) / name
+            if not name.lower().endswith(SUFFIX):
+                continue
+            if name.startswith("."):  # editors' and uploaders' temporary files, macOS's ._ files
+                notes.append(f"{path}: hidden file, passed over")
+            elif path.is_file():
+                found.append(path)
+            else:
+                notes.append(f"{path}: not a regular file ({_kind(path)}), passed over")
+    return found
+
+
+def _kind(path: Path) -> str:
+    """What a path that is not a regular file is, without opening it."""
     try:
-        schema = pq.read_schema(path)
-    except Exception as e:  # pyarrow raises several types for unreadable files
-        raise BriefFileError(f"{path}: not a readable Parquet file ({type(e).__name__})") from e
+        mode = path.stat().st_mode
+    except OSError as e:
+        return "a link that leads nowhere" if path.is_symlink() else e.strerror or type(e).__name__
+    kinds = {stat.S_ISFIFO: "a FIFO", stat.S_ISSOCK: "a socket", stat.S_ISCHR: "a device",
+             stat.S_ISBLK: "a device"}  # fmt: skip
+    return next((name for test, name in kinds.items() if test(mode)), "not a file")
+
+
+def open_briefs(path: Path, limits: Limits) -> pq.ParquetFile:
+    """The file opened for reading in batches, or BriefFileError saying why it cannot be used at all."""
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as e:
+        raise BriefFileError(path, f"not a readable Parquet file ({type(e).__name__})") from e
+    names = parquet.schema_arrow.names
+    repeated = [n for n, count in Counter(names).items() if count > 1]
+    if repeated:  # which of the two was meant cannot be told, so neither is used
+        raise BriefFileError(path, f"duplicate column name '{shorten(repeated[0])}'")
     for column in REQUIRED:
-        if column not in schema.names:
-            raise BriefFileError(f"{path}: missing required column '{column}'")
+        if column not in names:
+            raise BriefFileError(path, f"missing required column '{column}'")
+    rows = parquet.metadata.num_rows
+    if rows > limits.max_rows_per_file:
+        raise BriefFileError(path, f"{rows} rows, more than max_rows_per_file ({limits.max_rows_per_file})")
+    return parquet
 
 
 def file_hash(path: Path) -> str:
@@ -97,91 +191,161 @@ def file_hash(path: Path) -> str:
 
 
 @task(name="read-briefs", cache_policy=NO_CACHE)
-def read_briefs(paths: Sequence[str | Path], done: dict[str, str] | None = None) -> ReadResult:
-    """Read and validate every brief; valid rows are normalised, bad rows carry a reason.
+def read_briefs(
+    paths: Sequence[str | Path], done: dict[str, str] | None = None, limits: Limits | None = None
+) -> ReadResult:
+    """Read and validate every brief; valid rows are normalised, bad rows carry a reason, files that
+    cannot be used at all are set aside with theirs (and are not part of the ledger).
 
     Files whose content hash is in `done` (hash → where it was processed), or repeats an
     earlier file of this call, are skipped unread."""
     done = done or {}
+    limits = limits or Limits()
     result = ReadResult()
+    files, result.passed_over = find_files(paths)
     first: dict[str, str] = {}
-    for f in find_files(paths):
-        check_file(f)
-        digest = file_hash(f)
+    seen: dict[str, str] = {}  # brief_id → where it was first read
+    for f in files:
+        try:
+            digest = file_hash(f)
+        except OSError as e:
+            result.rejected_files.append(RejectedFile(str(f), None, f"cannot be read ({e.strerror})"))
+            continue
         entry = BriefFile(str(f), digest, f.stat().st_size)
         if digest in done or digest in first:
             entry.reason = (
                 f"processed before: {done[digest]}" if digest in done else f"same content as {first[digest]}"
             )
             result.skipped.append(entry)
-        else:
-            first[digest] = str(f)
-            result.files.append(entry)
-    seen: dict[str, str] = {}
-    for f in (Path(e.path) for e in result.files):
+            continue
         try:
-            rows = pq.read_table(f).to_pylist()
-        except Exception as e:
-            raise BriefFileError(f"{f}: not a readable Parquet file ({type(e).__name__}: {e})") from e
-        for i, row in enumerate(rows):
-            brief_id = row.get("brief_id") if isinstance(row.get("brief_id"), str) else None
-            try:
-                brief = normalise(row)
-                if brief.brief_id in seen:
-                    raise RowError(f"brief_id: duplicate of {seen[brief.brief_id]}")
-            except RowError as e:
-                result.rejected.append(RejectedBrief(brief_id, str(f), i, str(e)))
-                continue
-            seen[brief.brief_id] = f"row {i} of {f}"
-            brief.source_file, brief.source_row = str(f), i
-            result.briefs.append(brief)
+            briefs, rejected = read_file(open_briefs(f, limits), str(f), limits, seen)
+        except BriefFileError as e:
+            result.rejected_files.append(RejectedFile(str(f), digest, e.reason))
+            continue
+        first[digest] = str(f)
+        result.files.append(entry)
+        result.briefs += briefs
+        result.rejected += rejected
     return result
 
 
-def normalise(row: dict[str, Any]) -> Brief:
+def read_file(
+    parquet: pq.ParquetFile, path: str, limits: Limits, seen: dict[str, str]
+) -> tuple[list[Brief], list[RejectedBrief]]:
+    """The file's valid briefs and rejected rows; `seen` gains its brief ids only if the whole file
+    could be read (a file that breaks off part-way is rejected as a whole)."""
+    briefs: list[Brief] = []
+    rejected: list[RejectedBrief] = []
+    here: dict[str, str] = {}
+    for i, row in enumerate(_rows(parquet, path)):
+        brief_id = row.get("brief_id")
+        if not isinstance(brief_id, str) or len(brief_id) > FIELD_CHARS["brief_id"]:
+            brief_id = None  # only a usable id is kept with the rejected row
+        try:
+            brief = normalise(row, limits)
+            first = seen.get(brief.brief_id) or here.get(brief.brief_id)
+            if first:
+                raise RowError(f"brief_id: duplicate of {first}")
+        except RowError as e:
+            rejected.append(RejectedBrief(brief_id, path, i, str(e)))
+            continue
+        here[brief.brief_id] = f"row {i} of {path}"
+        brief.source_file, brief.source_row = path, i
+        briefs.append(brief)
+    seen.update(here)
+    return briefs, rejected
+
+
+def _rows(parquet: pq.ParquetFile, path: str) -> Iterator[dict[str, Any]]:
+    """The file's rows as dicts, one batch in memory at a time; a cell that cannot be converted is an
+    Unreadable value, so that only its row is rejected."""
+    batches = parquet.iter_batches(batch_size=BATCH_ROWS)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (pa.ArrowException, OSError) as e:  # a page that cannot be decoded: the file is damaged
+            reason = f"not a readable Parquet file ({type(e).__name__}: {shorten(e)})"
+            raise BriefFileError(path, reason) from e
+        columns = {name: _cells(batch.column(j)) for j, name in enumerate(batch.schema.names)}
+        for i in range(batch.num_rows):
+            yield {name: values[i] for name, values in columns.items()}
+
+
+def _cells(column: pa.Array) -> list[Any]:
+    try:
+        return column.to_pylist()
+    except Exception:  # pyarrow's converters raise many types; find the cells that fail, one by one
+        return [_cell(column, i) for i in range(len(column))]
+
+
+def _cell(column: pa.Array, i: int) -> Any:
+    try:
+        return column[i].as_py()
+    except Exception as e:  # UnicodeDecodeError, OverflowError, ValueError, an unknown time zone, ...
+        return Unreadable(shorten(f"{type(e).__name__}: {e}"))
+
+
+def normalise(row: dict[str, Any], limits: Limits | None = None) -> Brief:
     """One raw row → one brief in the normalised schema, or RowError naming the field."""
+    limits = limits or Limits()
+    for name, value in row.items():
+        if isinstance(value, Unreadable):
+            raise RowError(f"{shorten(name)}: unreadable value ({value.error})")
     brief: dict[str, Any] = {}
     for name in REQUIRED:
-        brief[name] = _text(name, row.get(name), required=True)
+        brief[name] = _text(name, row.get(name), True, limits)
     for name in ("campaign_id", "tone", "language"):
-        brief[name] = _text(name, row.get(name), required=False)
-    brief["channels"] = _words("channels", row.get("channels"))
+        brief[name] = _text(name, row.get(name), False, limits)
+    brief["channels"] = _words("channels", row.get("channels"), limits)
     unknown = [c for c in brief["channels"] or [] if c not in CHANNELS]
     if unknown:
-        raise RowError(f"channels: unknown channel '{unknown[0]}' (known: {', '.join(CHANNELS)})")
-    brief["banned_words"] = _words("banned_words", row.get("banned_words"))
+        raise RowError(f"channels: unknown channel '{shorten(unknown[0])}' (known: {', '.join(CHANNELS)})")
+    brief["banned_words"] = _words("banned_words", row.get("banned_words"), limits)
     for name in RANGES:
         brief[name] = _count(name, row.get(name))
     for name, default in DEFAULTS.items():
         if brief[name] is None:
             brief[name] = default
-    extra = {k: v for k, v in row.items() if k not in REQUIRED and k not in OPTIONAL}
-    brief["metadata"] = json.dumps(extra, ensure_ascii=False, default=str, sort_keys=True) if extra else None
-    brief["brief_hash"] = stable_hash({k: brief[k] for k in REQUIRED + OPTIONAL})
+    brief["metadata"] = _metadata({k: v for k, v in row.items() if k not in FIELDS}, limits)
+    brief["brief_hash"] = stable_hash({k: brief[k] for k in FIELDS})
     return Brief(**brief)
+
+
+def _over(name: str, amount: str, setting: str, limit: int) -> RowError:
+    return RowError(f"{name}: {amount}, more than {setting} ({limit})")
 
 
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _text(name: str, value: Any, required: bool) -> str | None:
+def _blank(text: str) -> bool:
+    """No visible character: only spaces, zero-width, format or control characters."""
+    return all(unicodedata.category(c)[0] in "ZC" or c in BLANK_LETTERS for c in text)
+
+
+def _text(name: str, value: Any, required: bool, limits: Limits) -> str | None:
     if _missing(value):
         if required:
             raise RowError(f"{name}: missing")
         return None
     if not isinstance(value, str):
         raise RowError(f"{name}: expected text, got {type(value).__name__}")
-    if not value.strip():
+    if _blank(value):
         if required:
-            raise RowError(f"{name}: empty")
+            raise RowError(f"{name}: empty (no visible characters)")
         return None
-    if len(value) > MAX_CHARS[name]:
-        raise RowError(f"{name}: {len(value)} characters, at most {MAX_CHARS[name]} allowed")
+    if len(value) > limits.max_field_chars:
+        raise _over(name, f"{len(value)} characters", "max_field_chars", limits.max_field_chars)
+    if name in FIELD_CHARS and len(value) > FIELD_CHARS[name]:
+        raise RowError(f"{name}: {len(value)} characters, at most {FIELD_CHARS[name]} allowed")
     return value
 
 
-def _words(name: str, value: Any) -> list[str] | None:
+def _words(name: str, value: Any, limits: Limits) -> list[str] | None:
     """A list of strings, or one comma-separated string, as a clean list without repeats."""
     if _missing(value):
         return None
@@ -189,7 +353,12 @@ def _words(name: str, value: Any) -> list[str] | None:
         value = value.split(",")
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise RowError(f"{name}: expected a list of strings or a comma-separated string")
-    words = list(dict.fromkeys(v.strip().lower() for v in value if v.strip()))
+    if len(value) > limits.max_list_items:
+        raise _over(name, f"{len(value)} items", "max_list_items", limits.max_list_items)
+    longest = max(map(len, value), default=0)
+    if longest > limits.max_field_chars:
+        raise _over(name, f"an item of {longest} characters", "max_field_chars", limits.max_field_chars)
+    words = list(dict.fromkeys(v.strip().lower() for v in value if not _blank(v)))
     if name == "channels" and not words:
         raise RowError("channels: empty")
     return words
@@ -202,8 +371,40 @@ def _count(name: str, value: Any) -> int | None:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise RowError(f"{name}: expected a whole number, got {value!r}")
+        raise RowError(f"{name}: expected a whole number, got {shorten(repr(value))}")
     low, high = RANGES[name]
     if not low <= value <= high:
         raise RowError(f"{name}: {value} is outside {low}..{high}")
     return value
+
+
+def _metadata(extra: dict[str, Any], limits: Limits) -> str | None:
+    """The columns adforge does not use, as strict JSON (any value pyarrow reads can be stored)."""
+    if not extra:
+        return None
+    text = json.dumps(_json_value(extra), ensure_ascii=False, sort_keys=True, allow_nan=False)
+    size = len(text.encode())
+    if size > limits.max_metadata_bytes:
+        raise _over("metadata", f"{size} bytes of other columns as JSON", "max_metadata_bytes",
+                    limits.max_metadata_bytes)  # fmt: skip
+    return text
+
+
+def _json_value(value: Any) -> Any:
+    """A value as JSON can hold it: NaN and infinities as null, bytes as base64, dates and times as
+    ISO text, decimals as text (exact), durations as seconds, anything else as its text."""
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):  # lists, structs' tuples, map entries
+        return [_json_value(v) for v in value]
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    return str(value)  # decimals (exactly), and any other type

@@ -57,10 +57,11 @@ def generate_images(
     path: str,
     device: str,
     artifacts: ArtifactStore,
+    revision: str = "",
 ) -> list[ImageRow]:
     """Generate one batch in a single generator call, write the PNGs, return the image rows."""
     fault_point("generate-images")
-    images = image_generator(generator, path, device).generate(
+    images = image_generator(generator, path, device, revision).generate(
         [job.prompt for job in jobs], [job.seed for job in jobs],
         options.width, options.height, options.steps, options.guidance_scale,
     )  # fmt: skip

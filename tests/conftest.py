@@ -25,16 +25,26 @@ from fakes import FAKES
 from prefect.testing.utilities import prefect_test_harness
 
 from adforge.flows.settings import Settings, load_settings
+from adforge.tasks.copy import generate_copy
+from adforge.tasks.images import generate_images
 from adforge.tasks.models import prepare_models
 
-ROOT = Path(__file__).resolve().parent.parent
-MODELS_DIR = os.environ.get("ADFORGE_TEST_MODELS_DIR", str(ROOT / "data" / "models"))
+# The cache `make models` builds (the models_dir setting's default), unless the tests are told otherwise.
+MODELS_DIR = os.environ.get("ADFORGE_TEST_MODELS_DIR") or Settings.model_fields["models_dir"].default
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "models_dir" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.engine)
+
+
+@pytest.fixture(autouse=True)
+def no_retry_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Failed generation tasks are still retried as declared; only the waits between tries (meant for
+    a flaky engine) are left out."""
+    for task in (generate_copy, generate_images):
+        monkeypatch.setattr(task, "retry_delay_seconds", [0, 0])
 
 
 @pytest.fixture(autouse=True)

@@ -62,7 +62,7 @@ class FakeText:
 class FakeImages:
     """A plain image per prompt, its colour taken from the seed."""
 
-    def __init__(self, path: str, device: str):
+    def __init__(self, path: str, device: str, revision: str = ""):
         self.path = path
 
     def generate(

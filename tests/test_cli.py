@@ -60,7 +60,8 @@ def test_query_refuses_writes(tmp_path: Path):
 
     Store(tmp_path / "a.duckdb")
     result = adforge("query", "DROP TABLE runs", "--db", "a.duckdb", cwd=tmp_path)
-    assert result.returncode == 1 and "read-only" in result.stderr
+    assert result.returncode == 2
+    assert result.stderr == "adforge: error: only one read-only SELECT statement is allowed (got DROP)\n"
     ok = adforge("query", "select count(*) as n from runs", "--db", "a.duckdb", cwd=tmp_path)
     assert ok.returncode == 0 and "n" in ok.stdout
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from adforge.flows.cli import main
 from adforge.flows.generate_campaigns import generate_campaigns
@@ -37,6 +38,7 @@ store.finish_run(run_id, status="completed")
 """
 
 
+@pytest.mark.slow
 def test_two_processes_write_one_lake_at_once(tmp_path: Path):
     db = f"ducklake:sqlite:{tmp_path / 'lake.sqlite'}"
     Store(db, lake_data=str(tmp_path / "files"))  # created once; the writers race on the rows only

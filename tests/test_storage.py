@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from adforge.storage.artifacts import ArtifactError, ArtifactStore
-from adforge.storage.db import Store, query
+from adforge.storage.db import QueryRefused, Store, query
 from adforge.storage.schema import MIGRATIONS, schema_markdown
 
 
@@ -33,8 +33,8 @@ def test_write_is_transactional_and_skips_existing_keys(tmp_path: Path):
 def test_query_is_read_only(tmp_path: Path):
     Store(tmp_path / "a.duckdb")
     for sql in ["DELETE FROM runs", "CREATE TABLE t (a INT)", "COPY runs TO 'x.csv'"]:
-        with pytest.raises(duckdb.Error), query(tmp_path / "a.duckdb", sql) as result:
-            result.fetchall()
+        with pytest.raises(QueryRefused, match="read-only SELECT"), query(tmp_path / "a.duckdb", sql):
+            pass
     assert not (tmp_path / "x.csv").exists()
 
 
@@ -69,7 +69,7 @@ def test_artifacts_on_any_filesystem(artifacts_root: str):
     again = ArtifactStore(artifacts_root)
     assert again.read(location) == b"png bytes"
     assert again.fs.ls(again.location("images"), detail=False) == [again.fs._strip_protocol(location)]
-    again.remove([location, again.path_for("images", "image-fedcba9876543210", ".png")])  # one never written
+    store.remove([location, store.path_for("images", "image-fedcba9876543210", ".png")])  # one never written
     assert not again.fs.exists(location)
 
 

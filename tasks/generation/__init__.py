@@ -26,6 +26,7 @@ class EngineOptions:
 
     model: str  # a local path or a model id
     text_generator: str = "vllm"
+    text_model_revision: str = ""  # of a hub id: commit, branch or tag; empty: the default branch
     max_model_len: int = 2048
     max_num_seqs: int = 64
     enforce_eager: bool = True
@@ -85,7 +86,7 @@ class TextGenerator(Protocol):
 
 
 class ImageGenerator(Protocol):
-    def __init__(self, path: str, device: str) -> None: ...
+    def __init__(self, path: str, device: str, revision: str) -> None: ...
 
     def generate(
         self, prompts: list[str], seeds: list[int], width: int, height: int, steps: int, guidance_scale: float
@@ -113,9 +114,9 @@ def text_generator(options: EngineOptions) -> TextGenerator:
     return _load(("text", options), options.text_generator, options)
 
 
-def image_generator(name: str, path: str, device: str) -> ImageGenerator:
-    """This process's image generator for this model and device, loaded on first use."""
-    return _load(("image", name, path, device), name, path, device)
+def image_generator(name: str, path: str, device: str, revision: str = "") -> ImageGenerator:
+    """This process's image generator for this model, revision and device, loaded on first use."""
+    return _load(("image", name, path, device, revision), name, path, device, revision)
 
 
 def loaded(options: EngineOptions) -> bool:

@@ -17,7 +17,7 @@ def resolve_device(device: str) -> str:
 
 
 class DiffusersImages:
-    def __init__(self, path: str, device: str):
+    def __init__(self, path: str, device: str, revision: str = ""):
         import torch
         from diffusers import AutoPipelineForText2Image
         from diffusers.utils import logging as diffusers_logging
@@ -27,7 +27,8 @@ class DiffusersImages:
         self.device = resolve_device(device)
         logger.info("loading image pipeline %s on %s", path, self.device)
         dtype = torch.float16 if self.device == "cuda" else torch.float32
-        self.pipe = AutoPipelineForText2Image.from_pretrained(path, dtype=dtype).to(self.device)
+        pipe = AutoPipelineForText2Image.from_pretrained(path, dtype=dtype, revision=revision or None)
+        self.pipe = pipe.to(self.device)
         self.pipe.set_progress_bar_config(disable=True)
 
     def generate(

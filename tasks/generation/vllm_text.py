@@ -21,8 +21,11 @@ class VllmText:
 
         logger.info("starting vLLM engine for %s", options.model)
         world = options.tensor_parallel_size * options.pipeline_parallel_size
+        revision = options.text_model_revision or None  # empty: the hub's default branch
         self.llm = LLM(
             model=options.model,
+            revision=revision,
+            tokenizer_revision=revision,
             max_model_len=options.max_model_len,
             max_num_seqs=options.max_num_seqs,
             enforce_eager=options.enforce_eager,
