@@ -1,6 +1,6 @@
 """Run the benchmarks, each in its own process, and write bench/RESULTS.md from their JSON results.
 
-Quick mode (default, under 15 minutes on 2 CPU cores) uses fewer requests and sizes; --full uses the
+Quick mode (default, about 25 minutes on 2 CPU cores) uses fewer requests and sizes; --full uses the
 sizes the targets are stated for. Model choice follows the usual settings (adforge.toml, ADFORGE_*),
 so the same suite measures bigger models on a GPU."""
 
@@ -23,6 +23,7 @@ QUICK = {
     # 0c867aa: the last commit before the pipeline got its generator interfaces and typed records.
     "overhead": ["--sizes", "100,1000,10000", "--rows", "30000", "--against", "0c867aa"],
     "rules": [],
+    "chaos": ["--kills", "20"],
     "end_to_end": [],
     "engine_start": [],
 }
