@@ -107,7 +107,7 @@ def tokens(tally: Path) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--kills", type=int, default=20, help="runs killed before the last one (default: 20)")
-    parser.add_argument("--briefs", type=int, default=40, help="briefs in the file (default: 40)")
+    parser.add_argument("--briefs", type=int, default=200, help="briefs in the file (default: 200)")
     parser.add_argument("--real-text", action="store_true", help="write copy with the configured text model")
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
     args = parser.parse_args()
@@ -130,13 +130,15 @@ def main() -> None:
         reference = outcome(clean)
 
         chaos = folder / "chaos"
-        moments = []
+        moments: list[float] = []
+        landed = 0
         for _ in range(args.kills):
             run = adforge_run(briefs, chaos, generator, env | {TALLY: str(folder / "chaos.tally")})
-            moments.append(round(rng.uniform(0.5, clean_s), 2))
+            # Within the first half of a clean run's time: later, a rerun has often finished its rest.
+            moments.append(round(rng.uniform(0.5, clean_s / 2), 2))
             time.sleep(moments[-1])
             os.killpg(run.pid, signal.SIGKILL)
-            run.wait()
+            landed += run.wait() == -signal.SIGKILL  # else the run had finished before its kill
         run = adforge_run(briefs, chaos, generator, env | {TALLY: str(folder / "chaos.tally")})
         assert run.wait() == 0, (chaos / "log").read_text()[-3000:]
         got = outcome(chaos)
@@ -152,6 +154,7 @@ def main() -> None:
             "text": "configured model" if args.real_text else "CountingNoop (no-op)",
             "clean_run_s": round(clean_s, 1),
             "kill_after_s": moments,
+            "kills_that_landed": landed,
             "rows_lost": lost,
             "duplicates": got["duplicates"],
             "orphan_files": got["orphan_files"],
