@@ -207,10 +207,6 @@ class Store:
             sql = f"SELECT {columns} FROM {table} WHERE {column} IN (SELECT id FROM wanted)"
             return _dicts(con.execute(sql))
 
-    def existing(self, table: str, column: str, ids: list[str]) -> set[str]:
-        """Which of these ids are already stored in table.column."""
-        return {row[column] for row in self.by_ids(table, column, ids, column)}
-
     def pending(self, table: str, column: str, ids: list[str], retried: Sequence[str]) -> set[str]:
         """Which of these ids are still to make: not stored in table.column, and not failed for good
         (a failure whose kind is not one of the `retried` kinds)."""

@@ -84,14 +84,6 @@ def with_siblings(jobs: list[CopyJob], stored: list[dict[str, Any]]) -> list[Cop
     return jobs
 
 
-def parse_copy(
-    job: CopyJob, out: Completion, siblings: list[str], sampling: Sampling
-) -> tuple[dict | None, str]:
-    """Copy fields with their check results, or None and the reason the output was refused."""
-    fields, reason = read_output(out)
-    return check_fields(job, fields, siblings, sampling) if fields else (None, reason)
-
-
 def read_output(out: Completion) -> tuple[dict[str, str] | None, str]:
     """The copy fields of an output, or None and why it has none."""
     if out.finish_reason == "length":

@@ -10,7 +10,7 @@ import pytest
 
 from adforge.flows.settings import Settings
 from adforge.tasks.briefs import normalise
-from adforge.tasks.copy import generate_copy, parse_copy, plan_copies
+from adforge.tasks.copy import check_fields, generate_copy, plan_copies, read_output
 from adforge.tasks.domain import CopyJob
 from adforge.tasks.generation import Completion, Sampling, text_generator
 from adforge.tasks.rules import (
@@ -38,6 +38,14 @@ def brief(**fields) -> dict:
 
 def job(**fields) -> CopyJob:
     return plan_copies([brief(**fields)], Sampling("m"))[0]
+
+
+def parse_copy(
+    job: CopyJob, out: Completion, siblings: list[str], sampling: Sampling
+) -> tuple[dict | None, str]:
+    """What the copy task makes of one output: its checked fields, or None and the reason."""
+    fields, reason = read_output(out)
+    return check_fields(job, fields, siblings, sampling) if fields else (None, reason)
 
 
 def parse(output: dict, siblings: list[str] | None = None, finish: str = "stop", **fields):

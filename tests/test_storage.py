@@ -27,7 +27,8 @@ def test_write_is_transactional_and_skips_existing_keys(tmp_path: Path):
     assert store.write({"failures": [row, {**row, "item_id": "copy-2"}]}) == {"failures": 1}
     with pytest.raises(duckdb.Error):  # the second table's bad row undoes the first table's insert
         store.write({"failures": [{**row, "item_id": "copy-3"}], "runs": [{"run_id": "r1"}]})
-    assert store.existing("failures", "item_id", ["copy-1", "copy-2", "copy-3"]) == {"copy-1", "copy-2"}
+    stored = store.by_ids("failures", "item_id", ["copy-1", "copy-2", "copy-3"], "item_id")
+    assert {r["item_id"] for r in stored} == {"copy-1", "copy-2"}
 
 
 def test_query_is_read_only(tmp_path: Path):
