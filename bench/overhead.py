@@ -26,12 +26,13 @@ from bench.common import save, timed
 
 CHANNELS = ["instagram", "facebook", "linkedin", "x", "google_search", "email", "display"]
 LINES = [
-    "makes mornings easy.",
-    "is built for people on the move.",
-    "keeps every promise it makes.",
-    "turns a small habit into a daily win.",
-    "was made with care by a small team.",
+    "makes mornings easy for everyone who tries it today.",
+    "is built for people on the move who want more from their day.",
+    "keeps every promise it makes, season after season.",
+    "turns a small habit into a daily win you can feel.",
+    "was made with care by a small team that loves good things.",
 ]
+HEADLINES = ["made for you", "a little better", "your new habit", "worth a look", "good every day"]
 
 
 class NoopText:
@@ -45,7 +46,7 @@ class NoopText:
 
     def generate(
         self, requests: list[TextRequest], sampling: Sampling, finished: Callable[[int], None]
-    ) -> list[Completion]:
+    ) -> list[list[Completion]]:
         outputs = []
         for request in requests:
             user = request.messages[1]["content"]
@@ -53,13 +54,13 @@ class NoopText:
             variant = int(user.split("This is variant ")[1].split()[0])
             text = json.dumps(
                 {
-                    "headline": f"{brand} {variant}"[:25],
-                    "body": f"{brand} {LINES[variant % 5]}",
+                    "headline": f"{brand}: {HEADLINES[variant % 5]}"[:30],
+                    "body": f"{brand} {LINES[variant % 5]} {LINES[(variant + 1) % 5]}"[:90],
                     "cta": "Shop now",
-                    "image_prompt": "a product on a table",
+                    "image_prompt": "a product on a wooden table in soft light",
                 }
             )
-            outputs.append(Completion(text, "stop", 200, 40))
+            outputs.append([Completion(text, "stop", 200, 40)] * sampling.candidates)
         finished(len(outputs))
         return outputs
 
@@ -91,6 +92,7 @@ def orchestration(n: int, folder: Path) -> dict:
         "artifacts": str(folder / "artifacts"),
         "quiet": True,
         "text_generator": "bench.overhead:NoopText",  # the no-op generator
+        "score_model": "hashing",  # and no embedding model
     }
     summary = generate_campaigns([str(briefs)], settings)
     from prefect import get_client

@@ -26,6 +26,7 @@ from adforge.tasks.briefs import Limits
 from adforge.tasks.copy import EngineOptions, Sampling
 from adforge.tasks.generation import BUILTIN
 from adforge.tasks.images import ImageOptions
+from adforge.tasks.scoring import HASHING
 
 
 class Group(BaseModel):
@@ -82,6 +83,18 @@ class SamplingSettings(Group):
         "briefs",
     )
     copy_chunk_size: int = Field(256, description="prompts per copy task; vLLM batches within a chunk")
+    copy_candidates: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="completions the engine writes per copy variant in one pass (vLLM's n, one prefill); the "
+        "best that passes every rule is kept, the rest resampled only when none passes",
+    )
+    score_model: str = Field(
+        "all-MiniLM-L6-v2",
+        description="sentence-embedding model for relevance and diversity: a folder in models_dir, a local "
+        "path, a Hugging Face id, or 'hashing' (no model: shared words only, for tests and benchmarks)",
+    )
 
 
 class EngineSettings(Group):
@@ -145,8 +158,8 @@ class ImageSettings(Group):
     device: str = Field("auto", description="torch device for the image model: auto, cpu or cuda")
     creative_font: str = Field(
         "DejaVuSans-Bold.ttf",
-        description="TrueType font for creatives: a path or a file in the system's font folders (for CJK "
-        "copy, e.g. NotoSansCJK-Bold.ttc); Pillow's built-in font if missing",
+        description="TrueType font for creatives: a path or a file in the system's font folders; characters it "
+        "lacks are drawn in DejaVu or Noto (make fonts), and text no installed font draws is a failure",
     )
 
 
@@ -231,20 +244,30 @@ class Settings(
     def image_model_path(self) -> str:
         return _resolve_model("image_model", self.image_model, self.models_dir, self.image_generator)
 
+    def score_model_path(self) -> str:
+        if self.score_model == HASHING:
+            return HASHING
+        return _resolve_model("score_model", self.score_model, self.models_dir, "vllm")
+
     def check_models(self) -> None:
         """Raise the error a model missing from the cache would give, before any work is done."""
         self.text_model_path()
         self.image_model_path()
+        self.score_model_path()
 
     def engine(self) -> EngineOptions:
         """How to start the text engine: the engine settings, with the model resolved to a path."""
-        return EngineOptions(model=self.text_model_path(), **_pick(self, EngineOptions, skip={"model"}))
+        return EngineOptions(
+            model=self.text_model_path(), score_model=self.score_model_path(),
+            **_pick(self, EngineOptions, skip={"model", "score_model"}),
+        )  # fmt: skip
 
     def sampling(self) -> Sampling:
         return Sampling(
             model=self.text_model, seed=self.seed, temperature=self.temperature, top_p=self.top_p,
             max_tokens=self.max_tokens, attempts=self.copy_attempts,
             max_similarity=self.max_variant_similarity, languages=self.text_model_languages,
+            candidates=self.copy_candidates, score_model=self.score_model,
         )  # fmt: skip
 
     def images(self) -> ImageOptions:

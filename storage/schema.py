@@ -224,16 +224,37 @@ def m007_rejected_files(con: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
+@migration
+def m008_scorecard(con: duckdb.DuckDBPyConnection) -> None:
+    # Claims a brief allows; each copy's scores, and its embedding, from which v_copy_scores reads diversity.
+    con.execute("""
+        ALTER TABLE briefs ADD COLUMN claims VARCHAR[];
+        ALTER TABLE copies ADD COLUMN relevance DOUBLE;
+        ALTER TABLE copies ADD COLUMN readability DOUBLE;
+        ALTER TABLE copies ADD COLUMN score_model VARCHAR;
+        ALTER TABLE copies ADD COLUMN embedding FLOAT[];
+        ALTER TABLE copies ADD COLUMN candidates INTEGER;
+    """)
+
+
 # Views hold no data: they are defined again whenever a migration has run or one differs from these.
 VIEWS = """
+        CREATE OR REPLACE VIEW v_copy_scores AS
+        SELECT c.copy_id, c.relevance, c.readability,
+               1 - max(list_cosine_similarity(c.embedding, o.embedding)) AS diversity, c.score_model
+        FROM copies c
+        LEFT JOIN copies o ON o.brief_hash = c.brief_hash AND o.channel = c.channel
+            AND o.copy_id <> c.copy_id AND o.score_model = c.score_model
+        GROUP BY c.copy_id, c.relevance, c.readability, c.score_model;
         CREATE OR REPLACE VIEW v_assets AS
         SELECT c.copy_id, c.run_id, c.brief_id, b.campaign_id, b.brand, b.product, b.audience, b.tone,
                b.language, c.channel, c.variant, c.headline, c.body, c.cta, c.image_prompt, c.text_model,
-               c.attempts, c.checks, c.similarity,
+               c.attempts, c.checks, c.similarity, c.relevance, s.diversity, c.readability,
                coalesce(i.images, 0) AS images, coalesce(i.image_paths, []::VARCHAR[]) AS image_paths,
                coalesce(k.creative_paths, []::VARCHAR[]) AS creative_paths, c.created_at
         FROM copies c
         JOIN briefs b USING (brief_id, brief_hash)
+        LEFT JOIN v_copy_scores s USING (copy_id)
         LEFT JOIN (
             SELECT copy_id, count(*) AS images, list(path ORDER BY image_index) AS image_paths
             FROM images GROUP BY copy_id

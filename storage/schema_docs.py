@@ -51,6 +51,8 @@ DOCS: dict[str, tuple[str, dict[str, str]]] = {
         "banned_words": "words the copy must not use",
         "language": "language of the copy",
         "metadata": "the file's extra columns, as JSON",
+        "claims": "claims the copy may make (prices, numbers, dates, 'free', 'best', ...) beyond those "
+        "in the product, audience and key message",
         "source_file": "file the brief was read from",
         "source_row": "row in that file, from 0",
         "created_at": CREATED,
@@ -95,6 +97,13 @@ DOCS: dict[str, tuple[str, dict[str, str]]] = {
         "were refused",
         "similarity": "highest text similarity (0-1) to the variants of the same brief and channel accepted "
         "before it; null for the first",
+        "relevance": "cosine similarity (-1 to 1) of the headline and body's sentence embedding with the "
+        "brief's product, audience and key message",
+        "readability": "Flesch reading ease of the headline and body (higher is easier; 60-70 is plain "
+        "English), for the languages textstat supports; null for others",
+        "score_model": "sentence-embedding model of relevance and embedding",
+        "embedding": "sentence embedding of the headline and body (unit length)",
+        "candidates": "candidates the engine wrote for this copy, the accepted one included",
     }),
     "images": ("One row per image file.", {
         "image_id": "hash of copy_id, image index, image model and its settings; the file's name",
@@ -189,6 +198,9 @@ DOCS: dict[str, tuple[str, dict[str, str]]] = {
         "attempts": "copies.attempts",
         "checks": "copies.checks",
         "similarity": "copies.similarity",
+        "relevance": "copies.relevance",
+        "diversity": "v_copy_scores.diversity",
+        "readability": "copies.readability",
         "images": "number of images of the copy",
         "image_paths": "their files, by image_index",
         "creative_paths": "the finished creatives made from them, by image_index",
@@ -221,6 +233,15 @@ DOCS: dict[str, tuple[str, dict[str, str]]] = {
         "text_model": "runs.text_model",
         "image_model": "runs.image_model",
         "error": "runs.error",
+    }),
+    "v_copy_scores": ("One row per copy: its scores, and how far it is from its brief and channel's other "
+                      "variants.", {
+        "copy_id": "copies.copy_id",
+        "relevance": "copies.relevance",
+        "readability": "copies.readability",
+        "diversity": "1 minus the highest cosine similarity of its embedding to another variant of the same "
+        "brief and channel (same score_model); null for a copy without one",
+        "score_model": "copies.score_model",
     }),
     "v_failures": ("One row per failure, with its kind and whether a later run made the item.", {
         "run_id": "failures.run_id",

@@ -27,14 +27,15 @@ from adforge.tasks.ids import stable_hash
 from adforge.tasks.untrusted import shorten
 
 REQUIRED = ("brief_id", "brand", "product", "audience", "key_message")
-OPTIONAL = ("campaign_id", "tone", "channels", "variants", "images_per_copy", "banned_words", "language")
+OPTIONAL = ("campaign_id", "tone", "channels", "variants", "images_per_copy", "banned_words", "language",
+            "claims")  # fmt: skip
 FIELDS = REQUIRED + OPTIONAL  # any other column goes to metadata
 # Names and codes are part of every prompt (and a brand must fit a headline): they keep these caps.
 # Every text field, key_message included, is also held to the max_field_chars limit.
 FIELD_CHARS = {"brief_id": 200, "brand": 200, "product": 200, "audience": 500, "campaign_id": 200,
                "tone": 100, "language": 20}  # fmt: skip
 DEFAULTS = {"tone": "friendly", "channels": ["instagram"], "variants": 3, "images_per_copy": 1,
-            "banned_words": [], "language": "en", "campaign_id": None}  # fmt: skip
+            "banned_words": [], "language": "en", "campaign_id": None, "claims": []}  # fmt: skip
 RANGES = {"variants": (1, 10), "images_per_copy": (0, 4)}
 BATCH_ROWS = 4096  # rows converted to Python at a time: memory follows a batch, not the file
 SUFFIX = ".parquet"  # in any case
@@ -304,13 +305,15 @@ def normalise(row: dict[str, Any], limits: Limits | None = None) -> Brief:
     if unknown:
         raise RowError(f"channels: unknown channel '{shorten(unknown[0])}' (known: {', '.join(CHANNELS)})")
     brief["banned_words"] = _words("banned_words", row.get("banned_words"), limits)
+    brief["claims"] = _words("claims", row.get("claims"), limits, separator=";")  # "10,000" is one claim
     for name in RANGES:
         brief[name] = _count(name, row.get(name))
     for name, default in DEFAULTS.items():
         if brief[name] is None:
             brief[name] = default
     brief["metadata"] = _metadata({k: v for k, v in row.items() if k not in FIELDS}, limits)
-    brief["brief_hash"] = stable_hash({k: brief[k] for k in FIELDS})
+    # A brief without claims hashes as it did before the column existed: its copy need not be written again.
+    brief["brief_hash"] = stable_hash({k: brief[k] for k in FIELDS if k != "claims" or brief[k]})
     return Brief(**brief)
 
 
@@ -345,12 +348,12 @@ def _text(name: str, value: Any, required: bool, limits: Limits) -> str | None:
     return value
 
 
-def _words(name: str, value: Any, limits: Limits) -> list[str] | None:
-    """A list of strings, or one comma-separated string, as a clean list without repeats."""
+def _words(name: str, value: Any, limits: Limits, separator: str = ",") -> list[str] | None:
+    """A list of strings, or one string of items between separators, as a clean list without repeats."""
     if _missing(value):
         return None
     if isinstance(value, str):
-        value = value.split(",")
+        value = value.split(separator)
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise RowError(f"{name}: expected a list of strings or a comma-separated string")
     if len(value) > limits.max_list_items:

@@ -21,6 +21,8 @@ class Channel:
     max_hashtags: int
     line_breaks: bool  # may the body contain line breaks?
     style: str  # one line of advice for the writer
+    headline_min: int = 10  # characters: shorter says nothing (a rule of its own, and asked of the grammar)
+    body_min: int = 40
 
 
 # Call-to-action buttons offered by the ad platforms (Meta, LinkedIn); every one fits every channel.
@@ -39,13 +41,13 @@ CHANNELS: dict[str, Channel] = {
         Channel("linkedin", "headline", 70, "introductory text", 150, 25, 3, True,
                 "professional, concrete value for the reader's work"),
         Channel("x", "card title", 70, "post", 280, 25, 2, False,
-                "short, punchy, one idea"),
+                "short, punchy, one idea", body_min=30),
         Channel("google_search", "headline", 30, "description", 90, 15, 0, False,
-                "plain, keyword-rich, no hashtags"),
+                "plain, keyword-rich, no hashtags", body_min=30),
         Channel("email", "subject line", 60, "body", 500, 25, 0, True,
-                "personal, one paragraph, ends with the call to action"),
+                "personal, one paragraph, ends with the call to action", body_min=120),
         Channel("display", "headline", 30, "description", 90, 15, 0, False,
-                "very short, readable at a glance"),
+                "very short, readable at a glance", body_min=25),
     ]
 }  # fmt: skip
 

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from itertools import groupby
 from typing import Any
 
+import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -29,7 +30,15 @@ from adforge.tasks.generation import (
 from adforge.tasks.ids import derive_seed, make_id
 from adforge.tasks.progress import Progress, run_logger
 from adforge.tasks.prompts import copy_messages
-from adforge.tasks.rules import check_copy, copy_text, grammar_schema, language_margins, language_text
+from adforge.tasks.rules import (
+    check_copy,
+    copy_text,
+    distinct,
+    grammar_schema,
+    language_margins,
+    language_text,
+)
+from adforge.tasks.scoring import Embedder, brief_text, embedder, mmr_pick, readability, scored_text
 
 logger = logging.getLogger(__name__)
 FIELDS = tuple(CopyFields.model_fields)  # headline, body, cta, image_prompt
@@ -56,6 +65,7 @@ def plan_copies(briefs: list[Brief], sampling: Sampling) -> list[CopyJob]:
             seed=derive_seed(sampling.seed, brief.brief_id, channel, variant),
             messages=copy_messages(brief, channel, variant),
             rules=brief.rules,
+            brief_text=brief_text(brief.product, brief.audience, brief.key_message),
         )
         for brief in briefs
         for channel in brief.channels
@@ -106,7 +116,14 @@ def check_fields(
     languages = frozenset(sampling.languages.split(","))
     # Limits are checked on the text as written: a field that ran past its limit was cut, not finished.
     checks, reason, score = check_copy(
-        fields, job.channel, job.rules, languages, siblings, sampling.max_similarity, language
+        fields,
+        job.channel,
+        job.rules,
+        languages,
+        siblings,
+        sampling.max_similarity,
+        language,
+        job.prompt_text,
     )
     if reason:
         return None, reason
@@ -119,35 +136,48 @@ def seed_for(job: CopyJob, attempt: int) -> int:
     return job.seed if attempt == 0 else derive_seed(job.seed, "retry", attempt)
 
 
-def copy_row(
-    job: CopyJob, fields: dict[str, Any], out: Completion, attempt: int, model: str, sampling: str
-) -> CopyRow:
-    """The stored row of an accepted sample; `sampling` is the JSON of the settings that made it."""
+def copy_row(job: CopyJob, pick: Candidate, attempt: int, sampling: Sampling, settings: str) -> CopyRow:
+    """The stored row of an accepted candidate; `settings` is the JSON of the sampling that made it."""
+    fields = dict(pick.fields)
     checks = fields.pop("checks") | ({"refused_samples": job.reasons} if job.reasons else {})
     return CopyRow(
         copy_id=job.copy_id, brief_id=job.brief_id, brief_hash=job.brief_hash, channel=job.channel,
         variant=job.variant, **fields, checks=json.dumps(checks), attempts=attempt + 1,
-        seed=seed_for(job, attempt), text_model=model, sampling=sampling,
-        prompt=json.dumps(job.messages, ensure_ascii=False), prompt_tokens=out.prompt_tokens,
-        output_tokens=out.output_tokens,
+        candidates=job.candidates, seed=seed_for(job, attempt), text_model=sampling.model, sampling=settings,
+        prompt=json.dumps(job.messages, ensure_ascii=False), prompt_tokens=pick.out.prompt_tokens,
+        output_tokens=pick.out.output_tokens, relevance=round(pick.relevance, 4),
+        readability=readability(scored_text(fields), job.rules.language), score_model=sampling.score_model,
+        embedding=pick.embedding.tolist(),
     )  # fmt: skip
+
+
+@dataclass
+class Candidate:
+    """A completion that passed every rule, with its scores."""
+
+    fields: dict[str, Any]  # the copy fields, "checks" and "similarity"
+    out: Completion
+    relevance: float
+    embedding: np.ndarray
 
 
 @task(name="generate-copy", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
 def generate_copy(jobs: list[CopyJob], engine: EngineOptions, sampling: Sampling) -> CopyResult:
-    """Write copy for a chunk of jobs; refused outputs are sampled again with new seeds, then recorded."""
+    """Write copy for a chunk of jobs: `sampling.candidates` completions per job in one pass, the best
+    that passes every rule kept; a job none of whose candidates passes is sampled again with a new seed."""
     result = CopyResult()
     # Module state only through functions: Ray ships this task's own globals by value.
     if not loaded(engine):
         started = time.perf_counter()
         text_generator(engine)
+        embedder(engine.score_model)
         result.load_s = time.perf_counter() - started
-    generator = text_generator(engine)
+    generator, embed = text_generator(engine), embedder(engine.score_model)
     pending = _fit_context(generator, jobs, engine.max_model_len - sampling.max_tokens, result)
     # Accepted variants per brief and channel, in the order accepted: what a new variant must differ from.
-    accepted: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for job in pending:
-        accepted.setdefault(job.group, list(job.siblings))
+    accepted = {job.group: list(job.siblings) for job in pending}
+    stored = embed([text for texts in accepted.values() for text in texts])
+    vectors = dict(zip(accepted, _split(stored, [len(texts) for texts in accepted.values()]), strict=True))
     progress = Progress("copy samples", len(pending), run_logger())
     settings = json.dumps(asdict(sampling))  # stored with every copy
     for attempt in range(sampling.attempts):
@@ -162,29 +192,91 @@ def generate_copy(jobs: list[CopyJob], engine: EngineOptions, sampling: Sampling
         except Exception:
             drop(engine)  # a dead engine stays dead: the task's retry starts a fresh one
             raise
+        result.output_tokens += sum(c.output_tokens for candidates in outputs for c in candidates)
+        passing = _passing(pending, outputs, sampling)
+        picks = _choose(pending, passing, accepted, vectors, sampling, embed)
         retry = []
-        read = [read_output(out) for out in outputs]
-        languages = _languages(pending, [fields for fields, _ in read])
-        for job, out, (fields, reason), language in zip(pending, outputs, read, languages, strict=True):
-            result.output_tokens += out.output_tokens
-            if fields is not None:
-                fields, reason = check_fields(job, fields, accepted[job.group], sampling, language)
-            if fields is None:
-                job.reasons.append(reason)
+        for job, pick in zip(pending, picks, strict=True):
+            if pick is None:
                 retry.append(job)
-                continue
-            accepted[job.group].append(copy_text(fields))
-            result.copies.append(copy_row(job, fields, out, attempt, sampling.model, settings))
+            else:
+                result.copies.append(copy_row(job, pick, attempt, sampling, settings))
         pending = retry
         progress.total += len(retry) if attempt + 1 < sampling.attempts else 0
     result.failures += [failure(j, FailureKind.RULE, refusal(j.reasons), len(j.reasons)) for j in pending]
     return result
 
 
+def _passing(
+    jobs: list[CopyJob], outputs: list[list[Completion]], sampling: Sampling
+) -> list[list[tuple[dict[str, Any], Completion]]]:
+    """Per job, its candidates that pass every rule but distinctness (which depends on the choice);
+    each refused candidate's reason is added to its job's."""
+    read = [[read_output(c) for c in candidates] for candidates in outputs]
+    flat_jobs = [job for job, candidates in zip(jobs, read, strict=True) for _ in candidates]
+    languages = iter(_languages(flat_jobs, [fields for candidates in read for fields, _ in candidates]))
+    passing = []
+    for job, candidates, completions in zip(jobs, read, outputs, strict=True):
+        job.candidates += len(completions)
+        ok = []
+        for (fields, reason), out in zip(candidates, completions, strict=True):
+            language = next(languages)
+            if fields is not None:
+                fields, reason = check_fields(job, fields, [], sampling, language)
+            if fields is None:
+                job.reasons.append(reason)
+            else:
+                ok.append((fields, out))
+        passing.append(ok)
+    return passing
+
+
+def _choose(
+    jobs: list[CopyJob], passing: list[list[tuple[dict[str, Any], Completion]]],
+    accepted: dict[tuple[str, str], list[str]], vectors: dict[tuple[str, str], np.ndarray],
+    sampling: Sampling, embed: Embedder,
+) -> list[Candidate | None]:  # fmt: skip
+    """Per job, the passing candidate with the highest marginal relevance (relevance to the brief, less
+    similarity to its brief and channel's variants chosen so far) that is distinct from them, or None.
+    Jobs are taken in order, so variants chosen earlier in the chunk count for the later ones."""
+    texts = [scored_text(fields) for ok in passing for fields, _ in ok]
+    briefs = sorted({job.brief_text for job, ok in zip(jobs, passing, strict=True) if ok})
+    embedded = embed(texts + briefs)
+    candidates = iter(_split(embedded[: len(texts)], [len(ok) for ok in passing]))
+    brief_vectors = dict(zip(briefs, embedded[len(texts) :], strict=True))
+    picks: list[Candidate | None] = []
+    for job, ok in zip(jobs, passing, strict=True):
+        found = next(candidates)
+        relevance = found @ brief_vectors[job.brief_text] if ok else np.zeros(0)
+        pick = None
+        for i in mmr_pick(relevance.tolist(), found, vectors[job.group]):
+            fields = ok[i][0]
+            outcome, score = distinct(fields, accepted[job.group], sampling.max_similarity)
+            if outcome.startswith("failed"):
+                job.reasons.append(f"distinct: {outcome[len('failed: ') :]}")
+                continue
+            fields = {**fields, "checks": {**fields["checks"], "distinct": outcome}, "similarity": score}
+            pick = Candidate(fields, ok[i][1], float(relevance[i]), found[i])
+            accepted[job.group].append(copy_text(fields))
+            vectors[job.group] = np.vstack([vectors[job.group], found[i : i + 1]])
+            break
+        picks.append(pick)
+    return picks
+
+
+def _split(rows: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
+    """Consecutive blocks of rows, one per size (embeddings of several jobs, from one batch)."""
+    return np.split(rows, np.cumsum(sizes)[:-1]) if sizes else []
+
+
 def _languages(jobs: list[CopyJob], outputs: list[dict[str, str] | None]) -> list[tuple[str, float] | None]:
     """Top language and margin to the wanted one for every readable output, identified in one batch."""
     pairs = zip(jobs, outputs, strict=True)
-    readable = [(job.rules.language, language_text(fields)) for job, fields in pairs if fields]
+    readable = [
+        (job.rules.language, language_text(fields, (job.rules.brand, job.rules.product)))
+        for job, fields in pairs
+        if fields
+    ]
     margins = iter(language_margins([text for _, text in readable], [wanted for wanted, _ in readable]))
     return [next(margins) if fields else None for fields in outputs]
 

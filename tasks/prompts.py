@@ -18,8 +18,8 @@ def copy_messages(brief: Brief, channel: str, variant: int) -> list[dict[str, st
     spec = CHANNELS[channel]
     lines = [
         f"Channel: {channel} ({spec.style}).",
-        f"Limits: headline ({spec.headline}) at most {spec.headline_max} characters; "
-        f"body ({spec.body}) at most {spec.body_max} characters; "
+        f"Limits: headline ({spec.headline}) {spec.headline_min} to {spec.headline_max} characters; "
+        f"body ({spec.body}) {spec.body_min} to {spec.body_max} characters; "
         f"cta: one of the buttons {', '.join(CTA_BUTTONS)}; "
         f"at most {spec.max_hashtags} hashtags" + ("." if spec.line_breaks else "; no line breaks."),
         f"Brand: {brief.brand}",
@@ -31,13 +31,17 @@ def copy_messages(brief: Brief, channel: str, variant: int) -> list[dict[str, st
     ]
     if brief.banned_words:
         lines.append(f"Never use these words: {', '.join(brief.banned_words)}")
+    if brief.claims:
+        lines.append(f"Claims the brand can back: {'; '.join(brief.claims)}")
     lines += [
+        "Use no number, price, percentage or date the brief does not give, and no absolute claim "
+        "(free, best, guaranteed, #1) the brief does not make.",
         f"This is variant {variant} of {brief.variants}; make it different from the others.",
         f"The body starts with {brief.brand}."
         if brand_in_grammar(brief.brand)
         else f"Mention {brief.brand} in the headline or body.",
-        "The headline is a few words.",
-        f"image_prompt: one sentence (at most {IMAGE_PROMPT_MAX} characters) describing the "
-        "ad's picture, without any text in the picture.",
+        "The headline is a few words and says something the body does not repeat.",
+        f"image_prompt: the picture itself (subject, setting, light) in a sentence of at most "
+        f"{IMAGE_PROMPT_MAX} characters, with no lettering in it.",
     ]
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n".join(lines)}]

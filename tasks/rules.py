@@ -1,4 +1,5 @@
-"""The rules every stored copy passes: channel limits, brand rules, language and distinct variants.
+"""The rules every stored copy passes: channel limits, brand rules, claims the brief supports, no echo of
+the prompt, fields long enough and saying different things, a picture to draw, language, distinct variants.
 
 Some rules are built into the output grammar (the body starts with the brand, the CTA is one of the
 platform buttons, a field may run one character past its limit so that an overflow shows instead of a
@@ -22,10 +23,14 @@ from rapidfuzz import process
 from rapidfuzz.distance import Indel
 
 from adforge.tasks.channels import CHANNELS, CTA_BUTTONS, CopyFields, copy_model, rule_violations
+from adforge.tasks.claims import echo, unsupported_claims
 from adforge.tasks.domain import BrandRules
 
 FIELDS = ("headline", "body", "cta")
 MIN_LANGUAGE_LETTERS = 20  # shorter text is too little to tell its language
+MAX_FIELD_SIMILARITY = 0.8  # a headline and body more alike than this say one thing twice
+MAX_PICTURE_SIMILARITY = 0.6  # an image prompt this alike to the ad's text is the text, not a picture
+MIN_PICTURE_WORDS = 3
 # Log-probability by which another language may beat the brief's: English sample copy came within
 # 3.4 of the top language when it was not the top itself; German text scored 60 above English.
 LANGUAGE_MARGIN = 10.0
@@ -41,13 +46,16 @@ def grammar_schema(channel: str, brand: str) -> dict[str, Any]:
     props = schema["properties"]
     for name in FIELDS:
         props[name]["maxLength"] += 1
+    spec = CHANNELS[channel]
+    props["headline"]["minLength"] = spec.headline_min
+    props["body"]["minLength"] = spec.body_min
     props["cta"] = {"type": "string", "enum": list(CTA_BUTTONS), "description": "call to action button"}
     if _usable_in_pattern(brand):
         room = props["body"]["maxLength"] - len(brand)
         props["body"] = {
             "type": "string",
             "description": props["body"]["description"],
-            "pattern": f'^{_literal(brand)}[^"\\\\\\n]{{3,{room}}}$',
+            "pattern": f'^{_literal(brand)}[^"\\\\\\n]{{{max(spec.body_min - len(brand), 3)},{room}}}$',
         }
     schema["additionalProperties"] = False
     return schema
@@ -74,16 +82,22 @@ def _literal(text: str) -> str:
 
 def check_copy(
     fields: dict[str, Any], channel: str, rules: BrandRules, languages: frozenset[str],
-    siblings: list[str], max_similarity: float, language: tuple[str, float] | None = None,
+    siblings: list[str], max_similarity: float, language: tuple[str, float] | None = None, prompt: str = "",
 ) -> tuple[dict[str, str], str, float | None]:  # fmt: skip
     """Every rule's outcome ('passed', 'skipped: why' or 'failed: why'), the first failure if any, and
-    the highest similarity to the siblings; `language` is language_margins' result for this copy, if known."""
+    the highest similarity to the siblings; `language` is language_margins' result for this copy, if known;
+    `prompt` is the text of the messages that asked for it."""
     score = max_sibling_similarity(fields, siblings)
     checks = {
         "channel_limits": _limits(fields, channel),
+        "min_length": _min_length(fields, channel),
         "brand_named": "passed" if brand_present(fields, rules.brand) else f"failed: {rules.brand} not named",
         "banned_words": _banned(fields, rules.banned_words),
-        "language": _language(fields, rules.language, languages, language),
+        "claims": _claims(fields, rules),
+        "no_echo": _no_echo(fields, prompt, rules),
+        "headline_body_differ": _fields_differ(fields),
+        "image_prompt": _picture(fields),
+        "language": _language(fields, rules, languages, language),
         "distinct": _distinct(score, max_similarity),
     }
     failed = [
@@ -104,6 +118,49 @@ def _limits(fields: dict[str, Any], channel: str) -> str:
     return f"failed: {'; '.join(problems)}" if problems else "passed"
 
 
+def _min_length(fields: dict[str, Any], channel: str) -> str:
+    spec = CHANNELS[channel]
+    for name, least in (("headline", spec.headline_min), ("body", spec.body_min)):
+        if len(fields[name].strip()) < least:
+            return f"failed: {name} of {len(fields[name].strip())} characters, {channel} asks for {least}"
+    return "passed"
+
+
+def _claims(fields: dict[str, Any], rules: BrandRules) -> str:
+    claims = unsupported_claims(copy_text(fields), f"{rules.brand} {rules.facts}")
+    return f"failed: {', '.join(repr(c) for c in claims)} not in the brief" if claims else "passed"
+
+
+def _no_echo(fields: dict[str, Any], prompt: str, rules: BrandRules) -> str:
+    if not prompt:
+        return "skipped: prompt unknown"
+    facts = f"{rules.brand} {rules.facts} {' '.join(rules.banned_words)}"
+    for name in (*FIELDS, "image_prompt"):
+        repeated = echo(fields[name], prompt, facts)
+        if repeated:
+            return f"failed: {name} repeats the instructions ('{repeated}')"
+    return "passed"
+
+
+def _fields_differ(fields: dict[str, Any]) -> str:
+    score = similarity(fields["headline"], fields["body"])
+    return f"failed: headline and body {score:.2f} alike" if score > MAX_FIELD_SIMILARITY else "passed"
+
+
+def _picture(fields: dict[str, Any]) -> str:
+    """The image prompt describes a picture: a few words, no hashtags or links, not the ad's own text."""
+    prompt = fields["image_prompt"]
+    if len(_WORD.findall(prompt)) < MIN_PICTURE_WORDS:
+        return f"failed: fewer than {MIN_PICTURE_WORDS} words"
+    if re.search(r"(?<!\w)#\w|https?://|www\.", prompt):
+        return "failed: a hashtag or link is not a picture"
+    for name in ("headline", "body"):
+        score = similarity(prompt, fields[name])
+        if score > MAX_PICTURE_SIMILARITY:
+            return f"failed: {score:.2f} alike to the {name}"
+    return "passed"
+
+
 def _banned(fields: dict[str, Any], banned: tuple[str, ...]) -> str:
     if not banned:
         return "skipped: no banned words"
@@ -112,11 +169,12 @@ def _banned(fields: dict[str, Any], banned: tuple[str, ...]) -> str:
 
 
 def _language(
-    fields: dict[str, Any], language: str, languages: frozenset[str], known: tuple[str, float] | None
+    fields: dict[str, Any], rules: BrandRules, languages: frozenset[str], known: tuple[str, float] | None
 ) -> str:
+    language = rules.language
     if "any" not in languages and language not in languages:
         return f"skipped: the text model writes {', '.join(sorted(languages))}, not {language}"
-    text = language_text(fields)
+    text = language_text(fields, (rules.brand, rules.product))
     if not _enough_letters(text):
         return "skipped: too short to tell"
     top, margin = known or _rank_margin(text, language)
@@ -137,9 +195,13 @@ def _enough_letters(text: str) -> bool:
     return next(islice(filter(str.isalpha, text), MIN_LANGUAGE_LETTERS - 1, None), None) is not None
 
 
-def language_text(fields: dict[str, Any]) -> str:
-    """The text the language rule reads: headline and body."""
-    return f"{fields['headline']}. {fields['body']}"
+def language_text(fields: dict[str, Any], names: tuple[str, ...] = ()) -> str:
+    """The text the language rule reads: headline and body without the brief's names (a brand in another
+    script says nothing of the copy's language)."""
+    text = f"{fields['headline']}. {fields['body']}"
+    for name in filter(None, names):
+        text = re.sub(re.escape(name), " ", text, flags=re.IGNORECASE)
+    return text
 
 
 def language_margins(texts: list[str], wanted: list[str]) -> list[tuple[str, float]]:
@@ -235,6 +297,12 @@ def _langid_scores(model: _LangidModel, encoded: list[bytes], chunk: int = 256) 
     out = np.empty_like(scores)
     out[order] = scores
     return out
+
+
+def distinct(fields: dict[str, Any], siblings: list[str], max_similarity: float) -> tuple[str, float | None]:
+    """The distinct rule's outcome for a copy among its accepted siblings, and its highest similarity."""
+    score = max_sibling_similarity(fields, siblings)
+    return _distinct(score, max_similarity), score
 
 
 def _distinct(score: float | None, max_similarity: float) -> str:

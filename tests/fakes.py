@@ -15,7 +15,7 @@ from adforge.tasks.generation import Completion, EngineOptions, Sampling, TextRe
 
 TEXT = "fakes:FakeText"
 IMAGES = "fakes:FakeImages"
-FAKES = {"text_generator": TEXT, "image_generator": IMAGES}
+FAKES = {"text_generator": TEXT, "image_generator": IMAGES, "score_model": "hashing"}
 CLAUSES = (
     "makes mornings easy for everyone who tries it today.",
     "is built for people on the move who want more from their day.",
@@ -23,12 +23,14 @@ CLAUSES = (
     "turns a small habit into a daily win you can feel.",
     "was made with care by a small team that loves good things.",
 )
+HEADLINES = ("made for you", "a little better", "your new habit", "worth a look", "good every day")
+LIGHTS = ("morning", "evening", "window", "golden", "studio")
 MARKER = "Brand: "
 
 
 class FakeText:
-    """Writes copy that passes every rule, different for each variant and seed: headline and body
-    name the brand, the CTA is the first button the grammar allows."""
+    """Writes copy that passes every rule, different for each variant, seed and candidate: headline and
+    body name the brand, the CTA is the first button the grammar allows."""
 
     def __init__(self, options: EngineOptions):
         self.options = options
@@ -38,22 +40,23 @@ class FakeText:
 
     def generate(
         self, requests: list[TextRequest], sampling: Sampling, finished: Callable[[int], None]
-    ) -> list[Completion]:
-        outputs = [self._one(r) for r in requests]
+    ) -> list[list[Completion]]:
+        outputs = [[self._one(r, k) for k in range(sampling.candidates)] for r in requests]
         finished(len(outputs))
         return outputs
 
-    def _one(self, request: TextRequest) -> Completion:
+    def _one(self, request: TextRequest, candidate: int) -> Completion:
         user = request.messages[-1]["content"]
         brand = next(line[len(MARKER) :] for line in user.splitlines() if line.startswith(MARKER))
         variant = int(re.search(r"This is variant (\d+)", user).group(1))
         channel = CHANNELS[re.search(r"Channel: (\w+)", user).group(1)]
-        clause = CLAUSES[(variant + request.seed) % len(CLAUSES)]
+        first = variant + request.seed + candidate
+        clauses = [CLAUSES[(first + k) % len(CLAUSES)] for k in range(3)]
         copy = {
-            "headline": f"{brand} {variant}"[: channel.headline_max],
-            "body": f"{brand} {clause}"[: channel.body_max],
+            "headline": f"{brand}: {HEADLINES[first % len(HEADLINES)]}"[: channel.headline_max],
+            "body": f"{brand} {' '.join(clauses)}"[: channel.body_max],
             "cta": request.schema["properties"]["cta"]["enum"][0],
-            "image_prompt": f"a photo of {brand} on a table, variant {variant}",
+            "image_prompt": f"a still life of {brand} on a table in soft {LIGHTS[first % len(LIGHTS)]} light",
         }
         text = json.dumps(copy)
         return Completion(text, "stop", self.prompt_tokens(request.messages), len(text) // 4)

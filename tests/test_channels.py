@@ -24,7 +24,8 @@ def test_grammar_limits_come_from_the_table(channel: str):
 
 def test_grammar_starts_the_body_with_the_brand():
     body = grammar_schema("display", "M&S Café")["properties"]["body"]
-    assert body["pattern"] == '^M\\x{26}S Café[^"\\\\\\n]{3,83}$'  # 91 - 8 characters of brand
+    # From the body's minimum (25) to its limit plus one (91), less the brand's 8 characters.
+    assert body["pattern"] == '^M\\x{26}S Café[^"\\\\\\n]{17,83}$'
     assert "maxLength" not in body and "minLength" not in body  # xgrammar refuses pattern + length
 
 

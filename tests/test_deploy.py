@@ -58,7 +58,7 @@ def test_ray_cluster_needs_a_token_and_binds_nothing_to_every_interface():
 
 
 def test_gpu_profile_pins_model_revisions():
-    s = load_settings(DEPLOY / "gpu.toml")
+    s = load_settings(DEPLOY / "gpu.toml", {"score_model": "hashing"})  # the scorer comes from PyPI: no hub
     for revision in (s.text_model_revision, s.image_model_revision):
         assert re.fullmatch(r"[0-9a-f]{40}", revision), revision
     assert s.engine().text_model_revision == s.text_model_revision  # what reaches vllm.LLM

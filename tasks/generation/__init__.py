@@ -39,6 +39,7 @@ class EngineOptions:
     tensor_parallel_size: int = 1
     structured_output_backend: str = "guidance"
     pipeline_parallel_size: int = 1
+    score_model: str = ""  # the sentence-embedding model that scores copy: a local path or a model id
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,10 @@ class Sampling:
     attempts: int = 6
     max_similarity: float = 0.8  # variants of one brief and channel more alike than this are resampled
     languages: str = "en"  # languages the text model writes; the language check runs for these
+    candidates: int = (
+        1  # completions per request, sharing its prompt; the best that passes every rule is kept
+    )
+    score_model: str = ""  # the embedding model's name as configured: relevance decides between candidates
 
 
 @dataclass(frozen=True)
@@ -79,9 +84,9 @@ class TextGenerator(Protocol):
 
     def generate(
         self, requests: list[TextRequest], sampling: Sampling, finished: Callable[[int], None]
-    ) -> list[Completion]:
-        """One completion per request, in order; `finished(n)` is called as requests finish, so
-        that a long batch can report progress."""
+    ) -> list[list[Completion]]:
+        """`sampling.candidates` completions per request, in order; `finished(n)` is called as requests
+        finish, so that a long batch can report progress."""
         ...
 
 

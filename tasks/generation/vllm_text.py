@@ -52,7 +52,7 @@ class VllmText:
 
     def generate(
         self, requests: list[TextRequest], sampling: Sampling, finished: Callable[[int], None]
-    ) -> list[Completion]:
+    ) -> list[list[Completion]]:
         from vllm import SamplingParams
         from vllm.sampling_params import StructuredOutputsParams
 
@@ -61,6 +61,7 @@ class VllmText:
                 temperature=sampling.temperature,
                 top_p=sampling.top_p,
                 max_tokens=sampling.max_tokens,
+                n=sampling.candidates,  # one prefill, several samples
                 seed=r.seed,  # every request has its own: vLLM on CPU ignores seeds in a partly seeded batch
                 structured_outputs=StructuredOutputsParams(json=r.schema),
             )
@@ -70,10 +71,12 @@ class VllmText:
             [cast(Any, r.messages) for r in requests], sampling_params=params, use_tqdm=_Reporter(finished)
         )
         return [
-            Completion(o.outputs[0].text, o.outputs[0].finish_reason, len(o.prompt_token_ids or []),
-                       len(o.outputs[0].token_ids))
+            [
+                Completion(c.text, c.finish_reason, len(o.prompt_token_ids or []), len(c.token_ids))
+                for c in o.outputs
+            ]
             for o in outputs
-        ]  # fmt: skip
+        ]
 
 
 class _Reporter:
