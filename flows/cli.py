@@ -135,25 +135,41 @@ def cmd_quality(args: argparse.Namespace) -> int:
     import duckdb
 
     from adforge.storage.db import DatabaseBusy, DatabaseCorrupt, read_rows
-    from adforge.tasks.quality import quality_report
+    from adforge.tasks.quality import BRIEF_COLUMNS, change, compare, quality_report, shown, table
+    from adforge.tasks.untrusted import printable
 
+    if args.against and not args.run:
+        return error(ValueError("--against needs --run, the run to compare with"), 2)
     settings = load_settings(args.config)
     db = args.db or settings.db
+    runs = [r for r in (args.run, args.against) if r]
+    chosen = "(? IS NULL OR list_contains(?, {}))"  # the runs asked for, or every run
     copies_sql = (
-        "SELECT c.*, b.brand, b.banned_words FROM copies c JOIN briefs b USING (brief_id, brief_hash) "
-        "WHERE ? IS NULL OR c.run_id = ?"
+        f"SELECT c.* EXCLUDE (embedding), s.diversity, {', '.join(f'b.{c}' for c in BRIEF_COLUMNS)} "
+        "FROM copies c JOIN briefs b USING (brief_id, brief_hash) LEFT JOIN v_copy_scores s USING (copy_id) "
+        f"WHERE {chosen.format('c.run_id')}"
     )
-    failures_sql = "SELECT * FROM failures WHERE stage = 'copy' AND (? IS NULL OR run_id = ?)"
+    failures_sql = f"SELECT * FROM failures WHERE stage = 'copy' AND {chosen.format('run_id')}"
+    runs_sql = f"SELECT run_id FROM runs WHERE {chosen.format('run_id')}"
+    params = [runs or None, runs or None]
     limits = {"memory_limit": args.memory_limit, "threads": args.threads}
     try:
-        copies = read_rows(db, copies_sql, [args.run, args.run], settings.db_wait_s, **limits)
-        failures = read_rows(db, failures_sql, [args.run, args.run], settings.db_wait_s, **limits)
+        found = {r["run_id"] for r in read_rows(db, runs_sql, params, settings.db_wait_s, **limits)}
+        if missing := [r for r in runs if r not in found]:
+            return error(ValueError(f"no run {printable(missing[0])!r} in the database"), 1)
+        copies = read_rows(db, copies_sql, params, settings.db_wait_s, **limits)
+        failures = read_rows(db, failures_sql, params, settings.db_wait_s, **limits)
     except (duckdb.Error, FileNotFoundError, DatabaseBusy, DatabaseCorrupt) as e:
         return error(e, 1)
-    report = quality_report(copies, failures)
-    width = max(len(k) for k in report)
-    for measure, value in report.items():
-        print(f"{measure.ljust(width)}  {value}")
+    if not args.against:
+        rows = [[printable(m), shown(v)] for m, v in quality_report(copies, failures).items()]
+    else:
+        a, b = ([c for c in copies if c["run_id"] == r] for r in runs)
+        fa, fb = ([f for f in failures if f["run_id"] == r] for r in runs)
+        measures = compare(quality_report(a, fa), quality_report(b, fb))
+        rows = [["measure", printable(args.run), printable(args.against), "change"]]
+        rows += [[printable(m), shown(x), shown(y), change(d)] for m, x, y, d in measures]
+    print("\n".join(table(rows)))
     return 0
 
 
@@ -298,12 +314,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     quality = commands.add_parser(
         "quality",
-        help="measure the stored copy: channel limits, brand rules, variant similarity, failures",
-        description="Print quality measures of the stored copy (of one run, or of all): share within channel "
-        "limits, share with a field cut at its limit, share passing brand rules, pairwise similarity of the "
-        "variants of each brief and channel, retries per accepted copy and copy failures by reason.",
+        help="measure the stored copy: rules, scores, variant similarity, failures; or compare two runs",
+        description="Print quality measures of the stored copy (of one run, or of all), each rule checked "
+        "again: share within channel limits, with a field cut at its limit, passing brand rules, and "
+        "breaking each other rule (channel minimum, claims, echo of the prompt, headline like body, image "
+        "prompt); pairwise similarity of the variants of each brief and channel; mean relevance, diversity "
+        "and readability; retries, candidates and output tokens per copy; copy failures and refused samples "
+        "by rule. With --against, print both runs' measures side by side and the change. "
+        "Exit status: 0 done, 1 the database could not be read or a run is not in it, 2 bad flags.",
     )
-    quality.add_argument("--run", help="run id (default: every run)")
+    quality.add_argument("--run", help="run id (see `select run_id from runs`) (default: every run)")
+    quality.add_argument(
+        "--against", metavar="RUN",
+        help="a second run id: print the measures of --run and RUN side by side, with the change RUN − --run",
+    )  # fmt: skip
     quality.add_argument("--db", help="DuckDB file (default: the db setting)")
     add_limit_flags(quality)
     quality.set_defaults(func=cmd_quality)

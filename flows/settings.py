@@ -158,8 +158,8 @@ class ImageSettings(Group):
     device: str = Field("auto", description="torch device for the image model: auto, cpu or cuda")
     creative_font: str = Field(
         "DejaVuSans-Bold.ttf",
-        description="TrueType font for creatives: a path or a file in the system's font folders; characters it "
-        "lacks are drawn in DejaVu or Noto (make fonts), and text no installed font draws is a failure",
+        description="TrueType font for creatives: a path or a file in the system's font folders; characters "
+        "it lacks are drawn in DejaVu or Noto (make fonts), and text no installed font draws is a failure",
     )
 
 

@@ -67,8 +67,16 @@ class Brief:
 
     @property
     def rules(self) -> BrandRules:
-        facts = " ".join([self.product, self.audience, self.key_message, self.tone, *self.claims])
-        return BrandRules(self.brand, tuple(self.banned_words), self.language, self.product, facts)
+        return brand_rules(vars(self))
+
+
+def brand_rules(brief: dict[str, Any]) -> BrandRules:
+    """The rules of a brief's fields, from a Brief or a stored row (where later columns may be null)."""
+    product = brief.get("product") or ""
+    texts = [product, *(brief.get(k) or "" for k in ("audience", "key_message", "tone"))]
+    facts = " ".join([*texts, *(brief.get("claims") or [])])
+    banned = tuple(brief.get("banned_words") or ())
+    return BrandRules(brief["brand"], banned, brief.get("language") or "en", product, facts)
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+from collections import Counter
 from html import escape
 from itertools import groupby
 from typing import Any
@@ -16,6 +17,7 @@ td, th { border: 1px solid #ccc; padding: .3rem .5rem; text-align: left; vertica
 .copy img.image { width: 96px; height: 96px; image-rendering: pixelated; margin-right: .3rem; }
 .copy img.creative { max-width: 100%; max-height: 320px; margin-right: .3rem; }
 .cta { font-weight: bold; }
+.scores { color: #555; font-size: .9rem; }
 """
 
 
@@ -58,8 +60,26 @@ def _copy(asset: dict[str, Any], folder: str) -> str:
     return (
         f"<div class='copy'><p><b>{escape(asset['channel'])}</b> · variant {asset['variant']}</p>"
         f"<h4>{escape(asset['headline'])}</h4><p>{escape(asset['body'])}</p>"
-        f"<p class='cta'>{escape(asset['cta'])}</p><div>{images}</div>{_checks(asset)}</div>"
+        f"<p class='cta'>{escape(asset['cta'])}</p><div>{images}</div>{_scores(asset)}{_checks(asset)}</div>"
     )
+
+
+def _scores(asset: dict[str, Any]) -> str:
+    """The copy's scores ('–' where it has none), and the rules it failed or its refused samples broke."""
+    scores = [("relevance", 2), ("diversity", 2), ("readability", 0)]
+    parts = [f"{name} {_number(asset.get(name), digits)}" for name, digits in scores]
+    checks = json.loads(asset.get("checks") or "{}")
+    failed = [r for r, outcome in checks.items() if isinstance(outcome, str) and outcome.startswith("failed")]
+    if failed:
+        parts.append(f"failed: {', '.join(failed)}")
+    refused = Counter(reason.split(":")[0] for reason in checks.get("refused_samples", []))
+    if refused:
+        parts.append(f"refused samples: {', '.join(f'{r} {n}' for r, n in refused.most_common())}")
+    return f"<p class='scores'>{escape(' · '.join(parts))}</p>"
+
+
+def _number(value: float | None, digits: int) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
 
 
 def _checks(asset: dict[str, Any]) -> str:

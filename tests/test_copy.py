@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -78,3 +79,39 @@ def test_prompt_longer_than_context_is_a_failure_not_a_crash(llm, shared_setting
     assert result.copies == []
     assert result.failures[0].reason.startswith("prompt is ")
     assert "more than the 1728 that fit" in result.failures[0].reason
+
+
+def test_every_copy_has_its_scores(first_result, shared_settings):
+    for copy in first_result.copies:
+        assert -1 <= copy.relevance <= 1 and copy.score_model == shared_settings.score_model
+        assert len(copy.embedding) == 384 and abs(sum(v * v for v in copy.embedding) - 1) < 1e-3
+        assert copy.readability is not None  # the sample briefs are English
+        assert copy.candidates >= copy.attempts
+
+
+def test_best_of_n_keeps_the_most_relevant_candidate_that_passes(llm, shared_settings, one_job_per_channel):
+    """Several candidates per job from one request each; what is kept passed every rule."""
+    sampling = replace(shared_settings.sampling(), candidates=4, attempts=2)
+    jobs = [replace(j, reasons=[], candidates=0) for j in one_job_per_channel[:3]]
+    result = generate_copy.fn(jobs, shared_settings.engine(), sampling)
+    assert result.copies, [f.reason for f in result.failures]
+    for copy in result.copies:
+        assert copy.candidates % 4 == 0
+        checks = json.loads(copy.checks)
+        checks.pop("refused_samples", None)
+        assert all(v in ("passed", "trimmed") or v.startswith("skipped") for v in checks.values()), checks
+    assert result.output_tokens > sum(c.output_tokens for c in result.copies)
+
+
+def test_names_in_another_script_get_copy_in_the_briefs_language(llm, shared_settings):
+    """An Arabic brand and a Japanese product name, English copy asked for: the language rule reads the
+    copy without the names, so English copy is stored rather than refused as Arabic or Japanese."""
+    brief = normalise({"brief_id": "names", "brand": "نور", "product": "さくら sencha green tea",
+                       "audience": "tea lovers", "key_message": "A calm cup of tea for quiet evenings",
+                       "channels": ["facebook", "linkedin"], "variants": 1, "language": "en"})  # fmt: skip
+    sampling = replace(shared_settings.sampling(), candidates=4)
+    result = generate_copy.fn(plan_copies([brief], sampling), shared_settings.engine(), sampling)
+    assert result.copies, [f.reason for f in result.failures]
+    for copy in result.copies:
+        assert copy.body.startswith("نور")
+        assert json.loads(copy.checks)["language"] == "passed"

@@ -58,10 +58,12 @@ def test_copy_passing_every_rule_keeps_its_check_results():
     copy, reason = parse(GOOD | {"headline": " Cold brew in seconds "})
     assert reason == "" and copy is not None
     assert copy["headline"] == "Cold brew in seconds"  # whitespace is the one safe repair
-    assert copy["checks"] == {"channel_limits": "passed", "min_length": "passed", "brand_named": "passed",
-                              "banned_words": "skipped: no banned words", "claims": "passed", "no_echo": "passed",
-                              "headline_body_differ": "passed", "image_prompt": "passed", "language": "passed",
-                              "distinct": "skipped: first variant", "whitespace": "trimmed"}  # fmt: skip
+    assert copy["checks"] == {
+        "channel_limits": "passed", "min_length": "passed", "brand_named": "passed",
+        "banned_words": "skipped: no banned words", "claims": "passed", "no_echo": "passed",
+        "headline_body_differ": "passed", "image_prompt": "passed", "language": "passed",
+        "distinct": "skipped: first variant", "whitespace": "trimmed",
+    }  # fmt: skip
     assert copy["similarity"] is None
 
 
@@ -80,7 +82,8 @@ def test_copy_passing_every_rule_keeps_its_check_results():
         (GOOD | {"body": "Nordbrew coffee."}, {}, "min_length: body of 16 characters, display asks for 25"),
         (GOOD | {"headline": "Cold brew"}, {}, "min_length: headline of 9 characters, display asks for 10"),
         (GOOD | {"body": "Nordbrew barista coffee, now 50% off."}, {}, "claims: '50%' not in the brief"),
-        (GOOD | {"body": "Nordbrew: barista coffee for $4.99 a bottle."}, {}, "claims: '$4.99' not in the brief"),
+        (GOOD | {"body": "Nordbrew: barista coffee for $4.99 a bottle."}, {},
+         "claims: '$4.99' not in the brief"),
         (GOOD | {"body": "Nordbrew coffee since March 10, 2022."}, {},
          "claims: '10', '2022', 'march' not in the brief"),
         (GOOD | {"headline": "The best cold brew"}, {}, "claims: 'best' not in the brief"),
@@ -92,7 +95,8 @@ def test_copy_passing_every_rule_keeps_its_check_results():
         (GOOD | {"headline": "Nordbrew coffee at home now", "body": "Nordbrew coffee at home, now!"}, {},
          "headline_body_differ: headline and body 1.00 alike"),
         (GOOD | {"image_prompt": "iced coffee"}, {}, "image_prompt: fewer than 3 words"),
-        (GOOD | {"image_prompt": "a glass of #coldbrew"}, {}, "image_prompt: a hashtag or link is not a picture"),
+        (GOOD | {"image_prompt": "a glass of #coldbrew"}, {},
+         "image_prompt: a hashtag or link is not a picture"),
         (GOOD | {"image_prompt": "Nordbrew makes barista coffee at home"}, {},
          "image_prompt: 1.00 alike to the body"),
     ],
@@ -104,15 +108,22 @@ def test_each_rule_refuses_the_output_that_breaks_it(output, fields, reason):
 def test_claims_the_brief_makes_are_allowed():
     assert parse(GOOD | {"body": "Nordbrew: barista coffee at home in 30 seconds."})[1] == ""  # key message
     assert parse(GOOD | {"cta": "Try it free"}, claims=["free delivery", "$4.99 a bottle"])[1] == ""
-    assert parse(GOOD | {"body": "Nordbrew: barista coffee for $4.99 a bottle."}, claims="$4.99 a bottle")[1] == ""
+    assert (
+        parse(GOOD | {"body": "Nordbrew: barista coffee for $4.99 a bottle."}, claims="$4.99 a bottle")[1]
+        == ""
+    )
     assert parse(GOOD | {"body": "Nordbrew serves 10,000 offices."}, claims=["10000 offices"])[1] == ""
 
 
 def test_names_in_another_script_do_not_decide_the_language():
     """An Arabic brand and a Japanese product in English copy: the copy is read without them."""
     names = {"brand": "نور", "product": "さくら茶 green tea", "key_message": "Calm green tea for the evening"}
-    copy = {"headline": "Calm evenings with نور", "cta": "Shop now", "image_prompt": "a cup of green tea at dusk",
-            "body": "نور さくら茶 green tea brings a quiet, calm evening to your busy week at home."}
+    copy = {
+        "headline": "Calm evenings with نور",
+        "cta": "Shop now",
+        "image_prompt": "a cup of green tea at dusk",
+        "body": "نور さくら茶 green tea brings a quiet, calm evening to your busy week at home.",
+    }
     checked, reason = parse(copy, **names)
     assert reason == "" and checked["checks"]["language"] == "passed"
 
