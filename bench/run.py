@@ -23,6 +23,7 @@ QUICK = {
     # 0c867aa: the last commit before the pipeline got its generator interfaces and typed records.
     "overhead": ["--sizes", "100,1000,10000", "--rows", "30000", "--against", "0c867aa"],
     "rules": [],
+    "best_of_n": ["--candidates", "4"],
     "chaos": ["--kills", "20"],
     "end_to_end": [],
     "engine_start": [],

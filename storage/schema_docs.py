@@ -92,9 +92,9 @@ DOCS: dict[str, tuple[str, dict[str, str]]] = {
         "prompt_tokens": "prompt length in tokens",
         "output_tokens": "tokens of the accepted generation",
         "created_at": CREATED,
-        "checks": "each rule's outcome as JSON (channel_limits, brand_named, banned_words, language, "
-        "distinct, whitespace): 'passed', 'skipped: why' or 'trimmed'; refused_samples: why earlier samples "
-        "were refused",
+        "checks": "each rule's outcome as JSON (channel_limits, min_length, brand_named, banned_words, "
+        "claims, no_echo, headline_body_differ, image_prompt, language, distinct, whitespace): 'passed', "
+        "'skipped: why' or 'trimmed'; refused_samples: why refused candidates were refused",
         "similarity": "highest text similarity (0-1) to the variants of the same brief and channel accepted "
         "before it; null for the first",
         "relevance": "cosine similarity (-1 to 1) of the headline and body's sentence embedding with the "
