@@ -83,7 +83,12 @@ def main() -> None:
             best["seconds_per_stored_copy"] / resample["seconds_per_stored_copy"], 2
         ),
     }
-    save("best_of_n", {"resample": resample, "best_of_n": best, "ratios": ratios})
+    measures = ("stored", "failures", "output_tokens_per_stored_copy", "seconds_per_stored_copy",
+                "mean_relevance", "mean_diversity")  # fmt: skip
+    table = [
+        {"measure": m, "resample (n=1)": resample[m], f"best-of-{args.candidates}": best[m]} for m in measures
+    ]
+    save("best_of_n", {"resample": resample, "best_of_n": best, "ratios": ratios, "table": table})
 
 
 if __name__ == "__main__":

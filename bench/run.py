@@ -68,9 +68,26 @@ def render(mode: str) -> str:
         for ratio, value in result.get("ratios", {}).items():
             lines.append(f"| {name} | {ratio} | {value} | {result.get('targets', {}).get(ratio, '')} |")
     for name, result in results.items():
-        details = {k: v for k, v in result.items() if k not in ("machine", "ratios", "targets")}
-        lines += ["", f"## {name}", "", "```json", json.dumps(details, indent=2), "```"]
+        details = {k: v for k, v in result.items() if k not in ("machine", "ratios", "targets", "table")}
+        lines += [
+            "",
+            f"## {name}",
+            "",
+            *_table(result.get("table", [])),
+            "```json",
+            json.dumps(details, indent=2),
+            "```",
+        ]
     return "\n".join(lines) + "\n"
+
+
+def _table(rows: list[dict]) -> list[str]:
+    """A benchmark's side-by-side table (rows of equal keys) as Markdown, followed by a blank line."""
+    if not rows:
+        return []
+    head = list(rows[0])
+    body = ["| " + " | ".join(str(r[k]) for k in head) + " |" for r in rows]
+    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head), *body, ""]
 
 
 if __name__ == "__main__":

@@ -84,7 +84,7 @@ class SamplingSettings(Group):
     )
     copy_chunk_size: int = Field(256, description="prompts per copy task; vLLM batches within a chunk")
     copy_candidates: int = Field(
-        1,
+        4,
         ge=1,
         le=16,
         description="completions the engine writes per copy variant in one pass (vLLM's n, one prefill); the "

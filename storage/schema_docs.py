@@ -134,7 +134,7 @@ DOCS: dict[str, tuple[str, dict[str, str]]] = {
         "path": "absolute path of the PNG file",
         "width": "width in pixels",
         "height": "height in pixels",
-        "font": "font family the text is set in",
+        "font": "font families the text is set in, in order of first use, joined with +",
         "font_size": "headline size in pixels (the largest that fits)",
         "headline_lines": "lines the headline was wrapped to",
         "backing_opacity": "opacity of the dark panel behind the text (1 = solid)",
