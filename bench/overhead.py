@@ -61,7 +61,7 @@ class NoopText:
                 }
             )
             outputs.append([Completion(text, "stop", 200, 40)] * sampling.candidates)
-        finished(len(outputs))
+        finished(len(outputs) * sampling.candidates)
         return outputs
 
 

@@ -97,7 +97,7 @@ def with_siblings(jobs: list[CopyJob], stored: list[dict[str, Any]]) -> list[Cop
 def read_output(out: Completion) -> tuple[dict[str, str] | None, str]:
     """The copy fields of an output, or None and why it has none."""
     if out.finish_reason == "length":
-        return None, "output cut off at max_tokens"
+        return None, "output: cut off at max_tokens"
     try:
         raw = json.loads(out.text)
     except json.JSONDecodeError as e:
@@ -178,7 +178,8 @@ def generate_copy(jobs: list[CopyJob], engine: EngineOptions, sampling: Sampling
     accepted = {job.group: list(job.siblings) for job in pending}
     stored = embed([text for texts in accepted.values() for text in texts])
     vectors = dict(zip(accepted, _split(stored, [len(texts) for texts in accepted.values()]), strict=True))
-    progress = Progress("copy samples", len(pending), run_logger())
+    # Counted per candidate, as vLLM reports them.
+    progress = Progress("copy samples", len(pending) * sampling.candidates, run_logger())
     settings = json.dumps(asdict(sampling))  # stored with every copy
     for attempt in range(sampling.attempts):
         if not pending:
@@ -202,7 +203,7 @@ def generate_copy(jobs: list[CopyJob], engine: EngineOptions, sampling: Sampling
             else:
                 result.copies.append(copy_row(job, pick, attempt, sampling, settings))
         pending = retry
-        progress.total += len(retry) if attempt + 1 < sampling.attempts else 0
+        progress.total += len(retry) * sampling.candidates if attempt + 1 < sampling.attempts else 0
     result.failures += [failure(j, FailureKind.RULE, refusal(j.reasons), len(j.reasons)) for j in pending]
     return result
 

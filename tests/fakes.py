@@ -42,7 +42,7 @@ class FakeText:
         self, requests: list[TextRequest], sampling: Sampling, finished: Callable[[int], None]
     ) -> list[list[Completion]]:
         outputs = [[self._one(r, k) for k in range(sampling.candidates)] for r in requests]
-        finished(len(outputs))
+        finished(len(outputs) * sampling.candidates)  # as vLLM counts: every completion
         return outputs
 
     def _one(self, request: TextRequest, candidate: int) -> Completion:

@@ -149,7 +149,7 @@ def test_languages_the_model_does_not_write_are_not_checked():
 
 
 def test_unusable_output_is_refused_with_its_reason():
-    assert parse(GOOD, finish="length") == (None, "output cut off at max_tokens")
+    assert parse(GOOD, finish="length") == (None, "output: cut off at max_tokens")
     assert parse_copy(job(), Completion('{"headline": "x"', "stop", 0, 0), [], Sampling("m"))[1].startswith(
         "output: invalid JSON"
     )
