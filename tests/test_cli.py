@@ -78,11 +78,10 @@ def test_run_then_query(tmp_path: Path, models_dir: str):
     result = adforge(*run, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "status" in result.stdout and "completed" in result.stdout
-    counts = adforge("query", "select channel, count(*) from copies group by 1 order by 1", cwd=tmp_path)
-    assert counts.returncode == 0
-    written = adforge("query", "select count(*) from copies", "--format", "csv", cwd=tmp_path)
-    copies = int(written.stdout.splitlines()[-1])
-    assert copies >= 1 and sum(row["channels"][0] in counts.stdout for row in two) == copies
+    written = adforge("query", "select channel from copies", "--format", "csv", cwd=tmp_path)
+    assert written.returncode == 0
+    channels = written.stdout.split()[1:]  # after the header
+    assert channels and set(channels) <= {row["channels"][0] for row in two}
     assert list((tmp_path / "data" / "artifacts" / "images").glob("*.png"))
 
 
