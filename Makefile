@@ -3,6 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BRIEFS := data/sample_briefs.parquet
+KITS := data/brand_kits
 LOCK := requirements.lock
 LOCK_VENV := build/lock-venv
 
@@ -20,8 +21,8 @@ test-fast: fonts install lint
 	$(BIN)/pytest -m "not engine and not slow"
 
 demo: fonts install models
-	$(BIN)/adforge sample-briefs $(BRIEFS)
-	$(BIN)/adforge run $(BRIEFS)
+	$(BIN)/adforge sample-briefs $(BRIEFS) --kits $(KITS)
+	$(BIN)/adforge run $(BRIEFS) --brand-kits $(KITS)
 	$(BIN)/adforge query "select channel, count(*) as copies from copies group by 1 order by 1"
 
 # Benchmarks: bench/RESULTS.md and bench/results/*.json. Quick mode takes about 15 minutes on 2 cores.

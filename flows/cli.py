@@ -122,12 +122,43 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config)
     limits = {"memory_limit": args.memory_limit, "threads": args.threads}
+    if args.format:
+        return export_platform(args, settings, limits)
     try:
         counts = export_run(args.db or settings.db, args.to, args.run, settings.db_wait_s, **limits)
     except (duckdb.Error, FileNotFoundError, DatabaseBusy, DatabaseCorrupt, OSError) as e:
         return error(e, 1)
     for table, rows in counts.items():
         print(f"{Path(args.to) / table}.parquet: {rows} rows")
+    return 0
+
+
+def export_platform(args: argparse.Namespace, settings: Settings, limits: dict[str, object]) -> int:
+    """One platform's bulk sheet of the stored ads, each checked against the platform's rules first."""
+    import duckdb
+
+    from adforge.storage.db import DatabaseBusy, DatabaseCorrupt, read_rows
+    from adforge.tasks.brand_kits import load_kits
+    from adforge.tasks.platform_export import EXPORT_FORMATS, stored_ads, write_export
+    from adforge.tasks.untrusted import printable
+
+    folder = args.brand_kits or settings.brand_kits
+    kits, problems = load_kits(folder) if folder else ({}, [])
+    for problem in problems:
+        print(f"adforge: warning: brand kit: {printable(problem)}", file=sys.stderr)
+    sql = (
+        "SELECT copy_id, run_id, brief_id, campaign_id, brand, channel, headline, body, cta, creative_paths "
+        "FROM v_assets WHERE list_contains(?, channel) AND (? IS NULL OR run_id = ?) ORDER BY copy_id"
+    )
+    params = [list(EXPORT_FORMATS[args.format]), args.run, args.run]
+    try:
+        rows = read_rows(args.db or settings.db, sql, params, settings.db_wait_s, **limits)
+        result = write_export(stored_ads(rows, kits), args.format, args.to)
+    except (duckdb.Error, FileNotFoundError, DatabaseBusy, DatabaseCorrupt, OSError) as e:
+        return error(e, 1)
+    for copy_id, reason in result.refused:
+        print(f"refused {printable(copy_id)}: {printable(reason)}", file=sys.stderr)
+    print(f"{result.files[0]}: {result.written_rows} ads; {len(result.refused)} refused")
     return 0
 
 
@@ -229,10 +260,14 @@ def cmd_models_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_sample_briefs(args: argparse.Namespace) -> int:
+    from adforge.tasks.sample_brand_kits import write_sample_kits
     from adforge.tasks.sample_briefs import write_sample_briefs
 
     count = write_sample_briefs(args.out)
     print(f"wrote {count} sample briefs to {args.out}")
+    if args.kits:
+        kits = write_sample_kits(args.kits)
+        print(f"wrote {len(kits)} brand kits to {args.kits}")
     return 0
 
 
@@ -284,11 +319,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser(
         "export",
-        help="write a run's rows as Parquet files, one per table",
-        description="Write the rows of one run (or of every run) as one Parquet file per table.",
+        help="write a run's rows as Parquet files, one per table, or one platform's bulk-upload sheet",
+        description="Write the rows of one run (or of every run) as one Parquet file per table. With "
+        "--format, write instead the stored ads of that platform's channels as its bulk-upload sheet "
+        "(FORMAT.csv, with the creatives it names in images/): every ad is checked against the platform's "
+        "rules first, and one that breaks a rule is reported and left out.",
     )
     export.add_argument("--run", help="run id (see `select run_id from runs`); default: every run")
-    export.add_argument("--to", required=True, help="folder to write the Parquet files into")
+    export.add_argument("--to", required=True, help="folder to write the files into")
+    export.add_argument(
+        "--format", choices=["google-ads", "meta", "linkedin", "x", "email"],
+        help="a platform's sheet: google-ads (Google Ads Editor CSV), meta (Ads Manager bulk sheet), "
+        "linkedin, x, email (documented CSVs)",
+    )  # fmt: skip
+    kits_help = "brand kits, for final URLs and business names (default: the brand_kits setting)"
+    export.add_argument("--brand-kits", metavar="FOLDER", help=kits_help)
     export.add_argument("--db", help="DuckDB file (default: the db setting)")
     add_limit_flags(export)
     export.set_defaults(func=cmd_export)
@@ -357,10 +402,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sample = commands.add_parser(
         "sample-briefs",
-        help="write the bundled sample briefs to a Parquet file",
-        description="Write the bundled sample briefs to a Parquet file.",
+        help="write the bundled sample briefs to a Parquet file (and their brand kits)",
+        description="Write the bundled sample briefs to a Parquet file; with --kits, a brand kit (TOML and "
+        "logo) for each sample brand too.",
     )
     sample.add_argument("out", help="output Parquet file")
+    sample.add_argument("--kits", metavar="FOLDER", help="also write brand kits for the sample brands here")
     sample.set_defaults(func=cmd_sample_briefs)
     return parser
 

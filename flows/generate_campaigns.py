@@ -110,7 +110,7 @@ def copy_stage(run: Run, ex: Executor, briefs: list[Brief]) -> list[CopyJob]:
     """Copy for the variants not stored yet, one task per chunk; returns every planned variant's job."""
     s, store = run.s, run.store
     engine, sampling = s.engine(), s.sampling()
-    jobs = plan_copies(briefs, sampling)
+    jobs = plan_copies(briefs, sampling, run.kits)
     ids = [j.copy_id for j in jobs]
     pending = store.pending("copies", "copy_id", ids, RETRIED)
     stored = store.by_ids("copies", "copy_id", ids, "brief_hash, channel, headline, body, cta")
@@ -186,7 +186,7 @@ def image_stage(run: Run, ex: Executor, jobs: list[CopyJob], briefs: list[Brief]
 def creative_stage(run: Run, image_jobs: list[ImageJob]) -> None:
     """A creative for every stored image of these copies that lacks one."""
     font = run.s.creative_font
-    jobs = plan_creatives(run.store.images_with_copy([j.image_id for j in image_jobs]), font)
+    jobs = plan_creatives(run.store.images_with_copy([j.image_id for j in image_jobs]), font, run.kits)
     pending = run.store.pending("creatives", "creative_id", [j.creative_id for j in jobs], RETRIED)
     todo = [j for j in jobs if j.creative_id in pending]
     if todo:
@@ -195,7 +195,9 @@ def creative_stage(run: Run, image_jobs: list[ImageJob]) -> None:
     batches = chunks(todo, CREATIVE_BATCH)
     for i, batch in enumerate(batches, 1):
         name = f"render-creatives[batch {i}/{len(batches)}]"
-        rows, refused = render_creatives.with_options(task_run_name=name)(batch, font, run.artifacts)
+        rows, refused = render_creatives.with_options(task_run_name=name)(
+            batch, font, run.artifacts, run.kits
+        )
         run.counts.creatives += run.write(creatives=rows, failures=refused)["creatives"]
         run.counts.failures += len(refused)  # text that cannot fit would not fit next time either
         progress.update(len(batch))

@@ -13,7 +13,7 @@ from prefect.context import FlowRunContext
 from adforge.flows.redaction import refuse_secrets, revealed
 
 # Settings that change what is written, never where it goes or what code runs.
-OVERRIDABLE = ("seed", "temperature", "top_p", "copy_attempts", "quiet", "incremental")
+OVERRIDABLE = ("seed", "temperature", "top_p", "copy_attempts", "copy_candidates", "quiet", "incremental")
 
 
 def run_settings(settings: dict[str, Any] | None, overridable: list[str] | None) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +14,8 @@ from adforge.flows.redaction import redact, redacted
 from adforge.flows.settings import Settings
 from adforge.storage.artifacts import ArtifactStore
 from adforge.storage.db import Store
+from adforge.tasks.brand_kits import BrandKit, load_kits
+from adforge.tasks.creatives import kit_id
 from adforge.tasks.domain import Stage, StageRow, row
 from adforge.tasks.ids import stable_hash
 from adforge.tasks.progress import Progress
@@ -42,9 +44,12 @@ def new_run_id() -> str:
     return f"run-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 
-def settings_hash(s: Settings) -> str:
+def settings_hash(s: Settings, kits: Mapping[str, BrandKit] | None = None) -> str:
     """Hash of the settings that decide outputs: a file processed under other settings is new again."""
-    return stable_hash(asdict(s.sampling()), asdict(s.images()))
+    parts: list[Any] = [asdict(s.sampling()), asdict(s.images())]
+    if kits:  # only with kits, so that hashes from before kits existed stay valid
+        parts.append(sorted((brand, kit_id(kit)) for brand, kit in kits.items()))
+    return stable_hash(*parts)
 
 
 class Run:
@@ -55,7 +60,10 @@ class Run:
         self.s, self.store, self.logger = s, store, logger
         self.run_id = new_run_id()
         self.artifacts = ArtifactStore(s.artifacts)
-        self.output_settings = settings_hash(s)
+        self.kits, problems = load_kits(s.brand_kits) if s.brand_kits else ({}, [])
+        for problem in problems:  # a bad kit is left out; its brand's creatives are drawn without one
+            logger.warning(f"brand kit: {problem}")
+        self.output_settings = settings_hash(s, self.kits)
         self.counts = Counts()
         self.stages: list[StageRow] = []
         self.work = 0  # copies, images and creatives that were still to make

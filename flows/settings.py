@@ -161,6 +161,11 @@ class ImageSettings(Group):
         description="TrueType font for creatives: a path or a file in the system's font folders; characters "
         "it lacks are drawn in DejaVu or Noto (make fonts), and text no installed font draws is a failure",
     )
+    brand_kits: str = Field(
+        "",
+        description="folder of brand kits (TOML, one per brand: colours, logo, font, business name, final "
+        "URL, tone notes) for the prompts and the creatives; empty: none",
+    )
 
 
 class ExecutorSettings(Group):

@@ -230,15 +230,17 @@ class Store:
         return {r["brief_id"] for r in rows}
 
     def images_with_copy(self, image_ids: list[str]) -> list[dict[str, Any]]:
-        """These stored images, each with the channel, headline and call to action of its copy."""
+        """These stored images, each with the channel, headline and call to action of its copy, and its
+        brief's brand."""
         if not image_ids:
             return []
         with self.connect() as con:
             con.register("wanted", pa.table({"id": pa.array(image_ids, pa.string())}))
             return _dicts(con.execute(
-                "SELECT i.image_id, i.copy_id, i.brief_id, i.path, c.channel, c.headline, c.cta "
-                "FROM images i JOIN copies c USING (copy_id) WHERE i.image_id IN (SELECT id FROM wanted) "
-                "ORDER BY i.image_id"
+                "SELECT i.image_id, i.copy_id, i.brief_id, i.path, c.channel, c.headline, c.cta, b.brand "
+                "FROM images i JOIN copies c USING (copy_id) "
+                "JOIN briefs b ON b.brief_id = c.brief_id AND b.brief_hash = c.brief_hash "
+                "WHERE i.image_id IN (SELECT id FROM wanted) ORDER BY i.image_id"
             ))  # fmt: skip
 
     def fetch(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:

@@ -237,6 +237,16 @@ def m008_scorecard(con: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
+@migration
+def m009_brand_kits(con: duckdb.DuckDBPyConnection) -> None:
+    # Which brand kit a creative was drawn with, its button's colour and the button label's contrast.
+    con.execute("""
+        ALTER TABLE creatives ADD COLUMN brand_kit VARCHAR;
+        ALTER TABLE creatives ADD COLUMN button_color VARCHAR;
+        ALTER TABLE creatives ADD COLUMN cta_contrast DOUBLE;
+    """)
+
+
 # Views hold no data: they are defined again whenever a migration has run or one differs from these.
 VIEWS = """
         CREATE OR REPLACE VIEW v_copy_scores AS

@@ -124,7 +124,8 @@ DOCS: dict[str, tuple[str, dict[str, str]]] = {
         "created_at": CREATED,
     }),
     "creatives": ("One row per finished creative: an image in its channel's format with headline and CTA.", {
-        "creative_id": "hash of image_id, headline, cta, format, font and layout version; the file's name",
+        "creative_id": "hash of image_id, headline, cta, format, font, layout version and, with a brand kit, "
+        "the kit's id; the file's name",
         "kind": "creative",
         "copy_id": "the copy whose headline and call to action are set on it",
         "image_id": "the image it is made from",
@@ -142,6 +143,11 @@ DOCS: dict[str, tuple[str, dict[str, str]]] = {
         "sha256": "sha256 of the file's bytes",
         "bytes": "file size",
         "created_at": CREATED,
+        "brand_kit": "id of the brand kit it was drawn with (its colour, logo and font); null without one",
+        "button_color": "the call to action button's colour: the brand's primary, or the colour it was "
+        "adjusted to for contrast; null without a kit",
+        "cta_contrast": "WCAG contrast of the button's label with the button (at least 4.5); null without "
+        "a kit",
     }),
     "failures": ("One row per item a run could not make, after its retries.", {
         "run_id": RUN_ID,

@@ -6,6 +6,7 @@ import json
 import logging
 import time
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from itertools import groupby
 from typing import Any
@@ -15,6 +16,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from adforge.storage.faults import fault_point
+from adforge.tasks.brand_kits import BrandKit, voice
 from adforge.tasks.channels import CopyFields
 from adforge.tasks.domain import Brief, CopyJob, CopyRow, Failure, FailureKind, failure
 from adforge.tasks.generation import (
@@ -52,18 +54,22 @@ class CopyResult:
     load_s: float | None = None  # seconds this task spent starting the generator, if it had to
 
 
-def plan_copies(briefs: list[Brief], sampling: Sampling) -> list[CopyJob]:
-    """Every (brief, channel, variant) as a job with a deterministic id and seed."""
+def plan_copies(
+    briefs: list[Brief], sampling: Sampling, kits: Mapping[str, BrandKit] | None = None
+) -> list[CopyJob]:
+    """Every (brief, channel, variant) as a job with a deterministic id and seed; a brand kit's business
+    name and tone notes go into the prompt and the id."""
     settings = asdict(sampling)
+    voices = {brief.brief_id: voice((kits or {}).get(brief.brand.strip())) for brief in briefs}
     return [
         CopyJob(
-            copy_id=make_id("copy", brief.brief_hash, channel, variant, settings),
+            copy_id=make_id("copy", brief.brief_hash, channel, variant, settings, *voices[brief.brief_id]),
             brief_id=brief.brief_id,
             brief_hash=brief.brief_hash,
             channel=channel,
             variant=variant,
             seed=derive_seed(sampling.seed, brief.brief_id, channel, variant),
-            messages=copy_messages(brief, channel, variant),
+            messages=copy_messages(brief, channel, variant, voices[brief.brief_id]),
             rules=brief.rules,
             brief_text=brief_text(brief.product, brief.audience, brief.key_message),
         )

@@ -7,6 +7,11 @@ made more opaque, up to solid, until it reaches MIN_CONTRAST.
 Each character is drawn by the first font of a chain (the configured font, then FALLBACK_FONTS, then
 Pillow's built-in font) whose character map has it; text that no installed font draws is refused, so
 a creative never shows empty boxes.
+
+With a brand kit (tasks/brand_kits.py) the call to action is a button in the brand's primary colour with a
+white or black label, whichever contrasts more (the colour is darkened or lightened until the label reaches
+MIN_CONTRAST), the logo is fitted to a safe zone in the top left corner above the panel, and the kit's font
+comes first in the chain. Without one, a creative is drawn as it always was.
 """
 
 from __future__ import annotations
@@ -15,8 +20,9 @@ import io
 import logging
 import os
 import unicodedata
-from dataclasses import dataclass
-from functools import cache
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, cast
 
@@ -26,25 +32,30 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from adforge.storage.artifacts import ArtifactStore
+from adforge.tasks.brand_kits import LOGO_FORMATS, BrandKit, hex_rgb
 from adforge.tasks.domain import CreativeJob, CreativeRow, Failure, FailureKind, failure
 from adforge.tasks.ids import make_id
 
 logger = logging.getLogger(__name__)
 
-# Pixel sizes per channel, from each platform's recommended ad image size.
+# Pixel sizes per channel, from each platform's recommended ad image size (X: its website card's 1.91:1).
 SIZES = {"instagram": (1080, 1080), "facebook": (1200, 628), "linkedin": (1200, 628), "display": (1200, 628),
-         "x": (1600, 900), "google_search": (1200, 628), "email": (1200, 600)}  # fmt: skip
+         "x": (1200, 628), "google_search": (1200, 628), "email": (1200, 600)}  # fmt: skip
 MIN_CONTRAST = 4.5  # WCAG AA for normal text
 TEXT = (255, 255, 255)
 BACKING = (0, 0, 0)
+WHITE, BLACK = (255, 255, 255), (0, 0, 0)  # a branded button's label: whichever contrasts more
 OPACITIES = (0.5, 0.65, 0.8, 1.0)  # of the dark panel behind the text, tried in this order
 LAYOUT = 2  # bump when the layout changes: part of every creative_id
+KIT_LAYOUT = 1  # bump when how a kit is drawn changes: part of every branded creative_id
+LOGO_ZONE = (0.2, 0.15)  # the logo's largest width and height, as parts of the format's
 # Tried after the configured font, in this order, for the characters it lacks: file names in the system's
 # font folders (Debian's fonts-dejavu-core, fonts-noto-cjk, fonts-noto-core; `make fonts` installs them).
 FALLBACK_FONTS = ("DejaVuSans-Bold.ttf", "NotoSansCJK-Bold.ttc", "NotoSansArabic-Bold.ttf",
                   "NotoSansHebrew-Bold.ttf", "NotoSansDevanagari-Bold.ttf", "NotoSansBengali-Bold.ttf",
                   "NotoSansThai-Bold.ttf")  # fmt: skip
 PILLOW_FONT = "<Pillow's built-in font>"  # the chain's last resort: Latin only, but always there
+ROW_COLUMNS = frozenset(f.name for f in fields(CreativeRow))  # the measurements a creative's row stores
 
 
 class TextDoesNotFit(ValueError):
@@ -63,16 +74,33 @@ class Fonts:
     size: int
 
 
-def plan_creatives(rows: list[dict[str, Any]], font: str) -> list[CreativeJob]:
-    """One creative per image; rows join images with their copy (image_id, copy_id, headline, ...)."""
+def plan_creatives(
+    rows: list[dict[str, Any]], font: str, kits: Mapping[str, BrandKit] | None = None
+) -> list[CreativeJob]:
+    """One creative per image; rows join images with their copy (image_id, copy_id, headline, ...) and, for
+    its kit, the brief's brand. A branded creative's id has its kit's kit_id: a changed kit makes new ones."""
     jobs = []
     for r in rows:
+        kit = kit_for(kits, r.get("brand"))
+        branded = (kit_id(kit),) if kit else ()  # without a kit, the id creatives had before kits
         creative_id = make_id(
-            "creative", r["image_id"], r["headline"], r["cta"], SIZES[r["channel"]], font, LAYOUT
+            "creative", r["image_id"], r["headline"], r["cta"], SIZES[r["channel"]], font, LAYOUT, *branded
         )
         jobs.append(CreativeJob(creative_id, r["copy_id"], r["image_id"], r["brief_id"], r["channel"],
-                                r["headline"], r["cta"], r["path"]))  # fmt: skip
+                                r["headline"], r["cta"], r["path"], r.get("brand")))  # fmt: skip
     return jobs
+
+
+def kit_for(kits: Mapping[str, BrandKit] | None, brand: object) -> BrandKit | None:
+    """The kit of a brief's brand (matched after strip), if any."""
+    return kits.get(brand.strip()) if kits and isinstance(brand, str) else None
+
+
+def kit_id(kit: BrandKit) -> str:
+    """An id of what in a kit shapes its creatives: the primary colour, the logo's bytes and the font (a file
+    of the kit by its bytes, a system font by name). Names, URL and notes are not drawn, so not in it."""
+    font = kit.font and (kit.font.sha256 or kit.font.path)  # a file of the kit by content, else its name
+    return make_id("kit", kit.colors.primary, kit.logo.sha256, font, KIT_LAYOUT)
 
 
 @cache  # the fitting loop asks for many sizes per creative
@@ -114,10 +142,11 @@ def coverage(path: str) -> frozenset[int]:
 
 
 @cache
-def font_chain(primary: str) -> tuple[str, ...]:
-    """The installed, readable font files to draw with: the configured font, FALLBACK_FONTS, PILLOW_FONT."""
+def font_chain(*preferred: str) -> tuple[str, ...]:
+    """The installed, readable font files to draw with: the preferred fonts (a kit's, the configured one),
+    FALLBACK_FONTS, PILLOW_FONT."""
     chain: list[str] = []
-    for name in (primary, *FALLBACK_FONTS, PILLOW_FONT):
+    for name in (*preferred, *FALLBACK_FONTS, PILLOW_FONT):
         path = font_path(name)
         if path is None or path in chain:
             continue
@@ -174,13 +203,15 @@ def text_length(text: str, fonts: Fonts) -> float:
     return sum(load_font(path, fonts.size).getlength(run) for run, path in runs(text, fonts.chain))
 
 
-def draw_text(draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, fonts: Fonts) -> None:
+def draw_text(
+    draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, fonts: Fonts, fill: tuple[int, ...] = TEXT
+) -> None:
     """Draw text run after run from xy (the top left), on the baseline of the chain's first font."""
     x, y = xy
     baseline = y + load_font(fonts.chain[0], fonts.size).getmetrics()[0]
     for run, path in runs(text, fonts.chain):
         font = load_font(path, fonts.size)
-        draw.text((x, baseline), run, font=font, fill=TEXT, anchor="ls")
+        draw.text((x, baseline), run, font=font, fill=fill, anchor="ls")
         x += font.getlength(run)
 
 
@@ -220,13 +251,53 @@ def contrast_ratio(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     return (la + 0.05) / (lb + 0.05)
 
 
-def compose(background: Image.Image, headline: str, cta: str, size: tuple[int, int], font: str) -> tuple[
-    Image.Image, dict[str, Any]
+def button_colors(color: tuple[int, int, int], minimum: float = MIN_CONTRAST) -> tuple[
+    tuple[int, int, int], tuple[int, int, int]
 ]:  # fmt: skip
+    """A branded button's fill and label: the colour with white or black, whichever contrasts more. A colour
+    with which neither reaches minimum is darkened (white label) or lightened (black label), whichever takes
+    the smaller step, until one does; for 4.5 none needs it (the worst colour has 4.58 with one of them)."""
+    for step in range(101):
+        t = step / 100
+        darker, lighter = _mix(color, BLACK, t), _mix(color, WHITE, t)
+        ratio, fill, label = max((contrast_ratio(WHITE, darker), darker, WHITE),
+                                 (contrast_ratio(BLACK, lighter), lighter, BLACK))  # fmt: skip
+        if ratio >= minimum:
+            return fill, label
+    return BLACK, WHITE  # not reached: black and white have 21
+
+
+def _mix(color: tuple[int, int, int], target: tuple[int, int, int], t: float) -> tuple[int, int, int]:
+    r, g, b = (round(c + (goal - c) * t) for c, goal in zip(color, target, strict=True))
+    return r, g, b
+
+
+@lru_cache(maxsize=256)  # a few formats per brand; a fitted logo is small
+def fit_logo(data: bytes, size: tuple[int, int]) -> Image.Image:
+    """A logo (a kit's checked PNG or JPEG bytes) scaled to fit the format's safe zone, as RGBA."""
+    with Image.open(io.BytesIO(data), formats=LOGO_FORMATS) as source:
+        logo = source.convert("RGBA")
+    zone = (int(size[0] * LOGO_ZONE[0]), int(size[1] * LOGO_ZONE[1]))
+    scale = min(zone[0] / logo.width, zone[1] / logo.height)
+    fit_width = min(zone[0], max(1, round(logo.width * scale)))
+    fit_height = min(zone[1], max(1, round(logo.height * scale)))
+    # Resized with premultiplied alpha: transparent pixels' colours do not bleed into the edges.
+    return logo.convert("RGBa").resize((fit_width, fit_height), Image.Resampling.LANCZOS).convert("RGBA")
+
+
+def compose(
+    background: Image.Image,
+    headline: str,
+    cta: str,
+    size: tuple[int, int],
+    font: str,
+    kit: BrandKit | None = None,
+) -> tuple[Image.Image, dict[str, Any]]:
     """The creative and its measurements: font size, lines, the backing's opacity and the lowest contrast
-    between the text colour and any pixel of the backing."""
+    between the text colour and any pixel of the backing; with a kit, also the kit's id, the button's
+    colour (the brand's primary, or the colour it was adjusted to) and its label's contrast."""
     width, height = size
-    chain = font_chain(font)
+    chain = font_chain(kit.font.path, font) if kit and kit.font else font_chain(font)
     missing = [f"{describe(''.join(chars))} in the {where}"
                for where, text in (("headline", headline), ("call to action", cta))
                if (chars := missing_glyphs(text, chain))]  # fmt: skip
@@ -235,13 +306,17 @@ def compose(background: Image.Image, headline: str, cta: str, size: tuple[int, i
     canvas = _cover(background.convert("RGB"), size)
     margin = width // 20
     text_width = width - 4 * margin
+    logo = fit_logo(kit.logo.data, size) if kit else None
+    tallest = height * 0.6  # the panel's
+    if logo is not None:  # the panel stays below the logo
+        tallest = min(tallest, height - 2 * margin - logo.height - margin // 2)
     for font_size in range(height // 10, height // 40 - 1, -2):  # largest legible size that fits
         title = Fonts(chain, font_size)
         lines = wrap(headline, title, text_width)
         button = Fonts(chain, max(font_size * 2 // 3, 12))
         line_height = int(font_size * 1.25)
         panel_height = margin * 3 + line_height * len(lines) + int(button.size * 1.6)
-        if panel_height <= height * 0.6 and text_length(cta, button) <= text_width - button.size:
+        if panel_height <= tallest and text_length(cta, button) <= text_width - button.size:
             break
     else:
         raise TextDoesNotFit(f"headline of {len(headline)} characters does not fit {width}x{height}")
@@ -261,14 +336,24 @@ def compose(background: Image.Image, headline: str, cta: str, size: tuple[int, i
     size_px = button.size
     pad = size_px // 2
     right = x + pad + text_length(cta, button) + pad
-    draw.rectangle((x, y, right, y + size_px + 2 * pad), outline=TEXT, width=max(2, size_px // 12))
-    draw_text(draw, (x + pad, y + pad // 2), cta, button)
+    branded: dict[str, Any] = {}
+    if kit is None:
+        draw.rectangle((x, y, right, y + size_px + 2 * pad), outline=TEXT, width=max(2, size_px // 12))
+        draw_text(draw, (x + pad, y + pad // 2), cta, button)
+    else:
+        fill, label = button_colors(hex_rgb(kit.colors.primary), MIN_CONTRAST)
+        draw.rectangle((x, y, right, y + size_px + 2 * pad), fill=fill)
+        draw_text(draw, (x + pad, y + pad // 2), cta, button, fill=label)
+        if logo is not None:
+            shaded.paste(logo, (margin, margin), logo)
+        branded = {"brand_kit": kit_id(kit), "button_color": "#{:02X}{:02X}{:02X}".format(*fill),
+                   "cta_contrast": round(contrast_ratio(label, fill), 2)}  # fmt: skip
     # "font" names the families that drew the headline and the call to action, in order of first use,
     # joined with '+' when the chain's fallbacks drew some characters (e.g. "DejaVu Sans+Noto Sans CJK JP").
     used = [path for text in (*lines, cta) for _, path in runs(text, chain)]
     families = "+".join(dict.fromkeys(load_font(path, font_size).getname()[0] for path in used))
     return shaded, {"font": families, "font_size": font_size, "headline_lines": len(lines),
-                    "backing_opacity": opacity, "contrast_ratio": round(contrast, 2)}  # fmt: skip
+                    "backing_opacity": opacity, "contrast_ratio": round(contrast, 2), **branded}  # fmt: skip
 
 
 def _cover(image: Image.Image, size: tuple[int, int]) -> Image.Image:
@@ -297,9 +382,10 @@ def _lowest_contrast(image: Image.Image, box: tuple[int, int, int, int]) -> floa
 
 @task(name="render-creatives", cache_policy=NO_CACHE)
 def render_creatives(
-    jobs: list[CreativeJob], font: str, artifacts: ArtifactStore
+    jobs: list[CreativeJob], font: str, artifacts: ArtifactStore, kits: Mapping[str, BrandKit] | None = None
 ) -> tuple[list[CreativeRow], list[Failure]]:
-    """Compose and save a batch of creatives; returns (rows, failures).
+    """Compose and save a batch of creatives, each with its brand's kit if kits has one (the kits that
+    planned them); returns (rows, failures).
 
     A creative whose image cannot be read, whose text cannot fit or has characters that no installed font
     draws (such as most emoji) is a failure; a file that cannot be written (full disk) stops the batch and
@@ -308,9 +394,10 @@ def render_creatives(
     failures: list[Failure] = []
     try:
         for job in jobs:
+            kit = kit_for(kits, job.brand)
             try:
                 with Image.open(io.BytesIO(artifacts.read(job.image_path))) as source:
-                    image, measured = compose(source, job.headline, job.cta, SIZES[job.channel], font)
+                    image, measured = compose(source, job.headline, job.cta, SIZES[job.channel], font, kit)
             except (TextDoesNotFit, GlyphMissing, OSError) as e:
                 failures.append(failure(job, FailureKind.CREATIVE, f"creative: {e}", 1))
                 continue
@@ -320,7 +407,8 @@ def render_creatives(
             rows.append(CreativeRow(
                 creative_id=job.creative_id, copy_id=job.copy_id, image_id=job.image_id,
                 brief_id=job.brief_id, channel=job.channel, kind="creative", path=path,
-                width=image.width, height=image.height, **measured,
+                width=image.width, height=image.height,
+                **{k: v for k, v in measured.items() if k in ROW_COLUMNS},  # those with a column
                 sha256=sha256, bytes=len(buffer.getvalue()),
             ))  # fmt: skip
     except BaseException:

@@ -192,6 +192,7 @@ class CreativeJob:
     headline: str
     cta: str
     image_path: str
+    brand: str | None = None  # whose brand kit, if any, the creative is drawn with
 
     stage = Stage.CREATIVE
     variant = None
@@ -219,6 +220,9 @@ class CreativeRow:
     contrast_ratio: float
     sha256: str
     bytes: int
+    brand_kit: str | None = None
+    button_color: str | None = None
+    cta_contrast: float | None = None
 
 
 @dataclass

@@ -13,8 +13,11 @@ SYSTEM = (
 )
 
 
-def copy_messages(brief: Brief, channel: str, variant: int) -> list[dict[str, str]]:
-    """The chat messages asking for one copy variant of a brief on a channel."""
+def copy_messages(
+    brief: Brief, channel: str, variant: int, voice: tuple[str, ...] = ()
+) -> list[dict[str, str]]:
+    """The chat messages asking for one copy variant of a brief on a channel; `voice` holds the lines of
+    the brand's kit (business name, tone notes)."""
     spec = CHANNELS[channel]
     lines = [
         f"Channel: {channel} ({spec.style}).",
@@ -27,6 +30,7 @@ def copy_messages(brief: Brief, channel: str, variant: int) -> list[dict[str, st
         f"Audience: {brief.audience}",
         f"Key message: {brief.key_message}",
         f"Tone: {brief.tone}",
+        *voice,
         f"Language: {brief.language}",
     ]
     if brief.banned_words:

@@ -1,8 +1,9 @@
-"""Creatives: channel formats, text that always fits, fonts that have every glyph, and measured contrast."""
+"""Creatives: channel formats, text that always fits, every glyph drawn, measured contrast, brand kits."""
 
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from adforge.storage.artifacts import ArtifactStore
 from adforge.tasks import creatives
+from adforge.tasks.brand_kits import hex_rgb, load_kit
 from adforge.tasks.creatives import (
     MIN_CONTRAST,
     SIZES,
@@ -26,6 +28,7 @@ from adforge.tasks.creatives import (
     text_length,
     wrap,
 )
+from adforge.tasks.ids import make_id
 
 FONT = "DejaVuSans-Bold.ttf"
 CHAIN = font_chain(FONT)
@@ -206,3 +209,145 @@ def test_a_font_that_is_not_installed_is_left_out_with_a_warning(caplog: pytest.
         chain = font_chain("NoSuchFont-Bold.ttf")
     assert chain == CHAIN and "NoSuchFont-Bold.ttf is not installed" in caplog.text
     assert compose(NOISE, "Fresh", "Buy", (1200, 628), "NoSuchFont-Bold.ttf")[1]["font"] == "DejaVu Sans"
+
+
+# Brand kits: the button in the brand's colour, the logo in its safe zone, the kit's font first.
+
+BRAND = (200, 30, 60)
+LOGO_GREEN = (0, 200, 0)
+
+
+def _kit(folder: Path, primary: str = "#C81E3C", logo_size: tuple[int, int] = (400, 100), **fields: str):
+    """A kit loaded from files in folder: a solid green logo of logo_size and the given fields."""
+    folder.mkdir(exist_ok=True)
+    Image.new("RGBA", logo_size, (*LOGO_GREEN, 255)).save(folder / "logo.png")
+    values = {"brand": "Nordbrew", "business_name": "Nordbrew Coffee", "final_url": "https://nordbrew.example/",
+              "logo": "logo.png", **fields}  # fmt: skip
+    text = "".join(f'{key} = "{value}"\n' for key, value in values.items())
+    (folder / "kit.toml").write_text(f'{text}[colors]\nprimary = "{primary}"\naccent = "#000000"\n')
+    return load_kit(folder / "kit.toml", folder.resolve())
+
+
+def _box(image: Image.Image, matches) -> tuple[int, int, int, int] | None:
+    """The bounding box of the pixels for which matches((r, g, b)) holds."""
+    mask = Image.new("1", image.size)
+    mask.putdata([255 if matches(pixel) else 0 for pixel in image.getdata()])
+    return mask.getbbox()
+
+
+def _panel_top(image: Image.Image) -> int:
+    """On a white background: the first row, down the panel's right edge, that is not white."""
+    x = image.width - image.width // 20 - 2
+    return next(y for y in range(image.height) if image.getpixel((x, y)) != (255, 255, 255))
+
+
+def test_the_cta_button_is_filled_with_the_brand_colour(tmp_path: Path):
+    image, measured = compose(BLACK, "Headline", "Shop now", (1200, 628), FONT, _kit(tmp_path))
+    button = _box(image, lambda p: p == BRAND)
+    assert button is not None and button[1] > 628 * 0.4, "in the panel, below the headline"
+    area = (button[2] - button[0]) * (button[3] - button[1])
+    assert sum(1 for p in image.crop(button).getdata() if p == BRAND) > 0.7 * area, "filled, not outlined"
+    assert _box(image.crop(button), lambda p: p == (255, 255, 255)) is not None, "a white label"
+    assert measured["button_color"] == "#C81E3C" and measured["brand_kit"].startswith("kit-")
+    assert measured["cta_contrast"] == round(contrast_ratio((255, 255, 255), BRAND), 2) >= MIN_CONTRAST
+    assert measured["contrast_ratio"] >= MIN_CONTRAST, "the headline's contrast rule holds as before"
+
+
+@pytest.mark.parametrize(
+    ("primary", "label"),
+    [("#0B2545", (255, 255, 255)), ("#FFD600", (0, 0, 0)), ("#767676", (0, 0, 0)), ("#8A8A8A", (0, 0, 0)),
+     ("#707070", (255, 255, 255))],
+)  # fmt: skip
+def test_the_label_is_white_or_black_whichever_contrasts_more(tmp_path: Path, primary: str, label: tuple):
+    image, measured = compose(WHITE, "Headline", "Shop now", (1200, 628), FONT, _kit(tmp_path, primary))
+    fill = hex_rgb(primary)
+    button = _box(image, lambda p: p == fill)
+    assert button is not None and _box(image.crop(button), lambda p: p == label) is not None
+    assert measured["cta_contrast"] >= MIN_CONTRAST and measured["button_color"] == primary
+
+
+def test_a_colour_without_enough_label_contrast_is_adjusted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    # With 4.5 no colour needs it: every colour has at least 4.58 with white or with black.
+    for level in range(256):
+        fill, label = creatives.button_colors((level, level, level))
+        assert fill == (level, level, level) and contrast_ratio(label, fill) >= MIN_CONTRAST
+    # A stricter minimum (WCAG AAA's 7) moves mid-grey, darker or lighter, until its label reaches it.
+    grey = (119, 119, 119)
+    assert max(contrast_ratio(grey, (255, 255, 255)), contrast_ratio(grey, (0, 0, 0))) < 7.0
+    fill, label = creatives.button_colors(grey, 7.0)
+    assert fill[0] == fill[1] == fill[2] and contrast_ratio(label, fill) >= 7.0
+    assert fill[0] > 119 if label == (0, 0, 0) else fill[0] < 119, "lightened for black, darkened for white"
+    monkeypatch.setattr(creatives, "MIN_CONTRAST", 7.0)
+    image, measured = compose(WHITE, "Headline", "Shop now", (1200, 628), FONT, _kit(tmp_path, "#777777"))
+    assert measured["button_color"] == "#{:02X}{:02X}{:02X}".format(*fill) and measured["cta_contrast"] >= 7.0
+    button = _box(image, lambda p: p == fill)
+    assert button is not None and button[1] > 628 * 0.4, "the button has the adjusted colour"
+
+
+@pytest.mark.parametrize("channel", sorted(SIZES))
+@pytest.mark.parametrize("logo_size", [(400, 100), (60, 400), (16, 16)])
+def test_the_logo_fits_its_safe_zone_above_the_panel(tmp_path: Path, channel: str, logo_size: tuple):
+    width, height = SIZES[channel]
+    kit = _kit(tmp_path, logo_size=logo_size)
+    headline = "A headline long enough to take three lines or more on most of the formats here"
+    image, _ = compose(WHITE, headline, "Learn more", (width, height), FONT, kit)
+    logo = _box(image, lambda p: p[1] - p[0] > 100 and p[1] - p[2] > 100)  # the green pixels
+    margin = width // 20
+    zone = (margin + int(width * 0.2), margin + int(height * 0.15))
+    assert logo is not None and logo[:2] == (margin, margin)
+    assert logo[2] <= zone[0] and logo[3] <= zone[1]
+    assert zone[0] - logo[2] <= 1 or zone[1] - logo[3] <= 1, "scaled to fill the zone's width or height"
+    assert logo[3] < _panel_top(image), "the logo never overlaps the text panel"
+
+
+def test_the_kits_font_comes_first(tmp_path: Path):
+    kit = _kit(tmp_path / "a", font="DejaVuSerif-Bold.ttf")
+    assert compose(NOISE, "Fresh", "Buy", (1200, 628), FONT, kit)[1]["font"] == "DejaVu Serif"
+    mixed = compose(NOISE, "Sakura 桜", "Buy", (1200, 628), FONT, kit)[1]["font"]
+    assert mixed == "DejaVu Serif+Noto Sans CJK JP", "the fallbacks still draw what the kit's font lacks"
+    (tmp_path / "b").mkdir()
+    shutil.copy(str(creatives.font_path("DejaVuSansMono-Bold.ttf")), tmp_path / "b" / "brand.ttf")
+    kit = _kit(tmp_path / "b", font="./brand.ttf")
+    assert compose(NOISE, "Fresh", "Buy", (1200, 628), FONT, kit)[1]["font"] == "DejaVu Sans Mono"
+
+
+def _rows(source: Path, brands: list[str | None]) -> list[dict]:
+    return [{"image_id": f"image-{i:020x}", "copy_id": "copy-1", "brief_id": "b1", "channel": "x",
+             "headline": "Fresh", "cta": "Buy", "path": str(source), "brand": brand}
+            for i, brand in enumerate(brands)]  # fmt: skip
+
+
+def test_without_a_kit_ids_and_pixels_are_as_before(tmp_path: Path):
+    source = tmp_path / "img.png"
+    NOISE.save(source)
+    rows = _rows(source, ["Other", None, "Nordbrew"])
+    kits = {"Nordbrew": _kit(tmp_path / "kits")}
+    layout = creatives.LAYOUT
+    before = [make_id("creative", r["image_id"], "Fresh", "Buy", SIZES["x"], FONT, layout) for r in rows]
+    assert [j.creative_id for j in creatives.plan_creatives(rows, FONT)] == before
+    with_kits = creatives.plan_creatives(rows, FONT, kits)
+    assert [j.creative_id for j in with_kits][:2] == before[:2] and with_kits[2].creative_id != before[2]
+    plain_jobs = creatives.plan_creatives(rows, FONT)
+    plain, _ = creatives.render_creatives.fn(plain_jobs, FONT, ArtifactStore(tmp_path / "p"))
+    branded, _ = creatives.render_creatives.fn(with_kits, FONT, ArtifactStore(tmp_path / "k"), kits)
+    assert [r.sha256 for r in branded][:2] == [r.sha256 for r in plain][:2]
+    assert branded[2].sha256 != plain[2].sha256
+    assert _box(Image.open(branded[2].path).convert("RGB"), lambda p: p == BRAND) is not None
+    assert _box(Image.open(branded[0].path).convert("RGB"), lambda p: p == BRAND) is None
+
+
+def test_the_creative_id_changes_with_the_kit_and_only_then(tmp_path: Path):
+    rows = _rows(tmp_path / "img.png", ["Nordbrew", "Other", " Nordbrew "])
+
+    def ids(kit) -> list[str]:
+        return [j.creative_id for j in creatives.plan_creatives(rows, FONT, {"Nordbrew": kit})]
+
+    first = ids(_kit(tmp_path / "a"))
+    assert first[0] != first[2], "two images: two creatives"
+    unchanged = _kit(tmp_path / "b", business_name="Nordbrew Roasters", final_url="https://n.example/",
+                     tone_notes="Calm.")  # fmt: skip
+    assert ids(unchanged) == first, "what the creative does not show does not re-render it"
+    for changed in (_kit(tmp_path / "c", "#C81E3D"), _kit(tmp_path / "d", logo_size=(401, 100)),
+                    _kit(tmp_path / "e", font="DejaVuSerif-Bold.ttf")):  # fmt: skip
+        again = ids(changed)
+        assert again[1] == first[1] and again[0] != first[0] and again[2] != first[2]
