@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import subprocess
 import sys
 from pathlib import Path
@@ -80,7 +81,7 @@ def test_run_then_query(tmp_path: Path, models_dir: str):
     assert "status" in result.stdout and "completed" in result.stdout
     written = adforge("query", "select channel from copies", "--format", "csv", cwd=tmp_path)
     assert written.returncode == 0
-    channels = written.stdout.split()[1:]  # after the header
+    channels = [row[0] for row in csv.reader(written.stdout.splitlines()[1:])]  # after the header
     assert channels and set(channels) <= {row["channels"][0] for row in two}
     assert list((tmp_path / "data" / "artifacts" / "images").glob("*.png"))
 

@@ -26,7 +26,7 @@ BASE = {"brand": "Acme", "product": "Anvil", "audience": "coyotes", "key_message
 
 
 def test_hostile_briefs_through_the_flow(real_settings, tmp_path: Path):
-    settings = real_settings
+    settings = real_settings.model_copy(update={"copy_attempts": 2})  # most are refused: fewer rounds
     rows = [
         {**BASE, "brief_id": "../../escape"},
         {**BASE, "brief_id": "/etc/passwd"},

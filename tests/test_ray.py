@@ -49,7 +49,7 @@ def test_ray_executor_gives_the_local_outputs(real_settings: Settings, tmp_path:
         runs[executor] = generate_campaigns(briefs=[str(briefs)], settings=settings)
     local, ray = outputs(str(tmp_path / "local" / "a.duckdb")), outputs(str(tmp_path / "ray" / "a.duckdb"))
 
-    assert len(local["copies"]) + len(local["failures"]) == 6 and len(local["copies"]) >= 3
+    assert len(local["copies"]) + len(local["failures"]) == 6 and len(local["copies"]) >= 1
     assert ray["copies"] == local["copies"], "same ids and the same text"
     assert ray["failures"] == local["failures"]
     assert ray["images"] == local["images"] and len(ray["images"]) == len(local["copies"])
