@@ -15,7 +15,8 @@ from adforge.tasks.generation import Completion, EngineOptions, Sampling, TextRe
 
 TEXT = "fakes:FakeText"
 IMAGES = "fakes:FakeImages"
-FAKES = {"text_generator": TEXT, "image_generator": IMAGES, "score_model": "hashing"}
+# Two candidates per copy: the choice between them is exercised at half the default's rule checks.
+FAKES = {"text_generator": TEXT, "image_generator": IMAGES, "score_model": "hashing", "copy_candidates": 2}
 CLAUSES = (
     "makes mornings easy for everyone who tries it today.",
     "is built for people on the move who want more from their day.",

@@ -83,7 +83,7 @@ def test_run_stores_and_shows_no_password(tmp_path: Path, capsys: pytest.Capture
     argv = ["run", str(write_briefs(tmp_path / "b.parquet")), "--db", str(db),
             "--artifacts", str(tmp_path / "artifacts")]  # fmt: skip
     for name, value in secret_settings.items() | FAKES.items():
-        argv += ["--" + name.replace("_", "-"), value]
+        argv += ["--" + name.replace("_", "-"), str(value)]
     assert main(argv) == 0
     with duckdb.connect(str(db), read_only=True) as con:
         flow_run_id, stored = con.execute("SELECT flow_run_id, settings FROM runs").fetchone()
