@@ -93,11 +93,11 @@ def check_copy(
         "min_length": _min_length(fields, channel),
         "brand_named": "passed" if brand_present(fields, rules.brand) else f"failed: {rules.brand} not named",
         "banned_words": _banned(fields, rules.banned_words),
+        "language": _language(fields, rules, languages, language),
         "claims": _claims(fields, rules),
         "no_echo": _no_echo(fields, prompt, rules),
         "headline_body_differ": _fields_differ(fields),
         "image_prompt": _picture(fields),
-        "language": _language(fields, rules, languages, language),
         "distinct": _distinct(score, max_similarity),
     }
     failed = [

@@ -224,7 +224,7 @@ def test_similarity_refuses_near_duplicates_and_keeps_rewordings():
 def provoked(models_dir: str):
     s = Settings(models_dir=models_dir)
     # No two variants can be this unalike: every variant after the first is refused as too similar.
-    rules = replace(s.sampling(), max_similarity=0.0, languages="en,de")
+    rules = replace(s.sampling(), max_similarity=0.0, languages="en,de", candidates=2)
     briefs = [
         brief(brief_id="banned", banned_words=["the", "and", "your", "coffee"], channels=["facebook"]),
         brief(brief_id="variants", channels=["linkedin"], variants=3),
