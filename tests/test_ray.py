@@ -16,9 +16,9 @@ from adforge.flows.generate_campaigns import generate_campaigns
 from adforge.flows.settings import Settings
 from adforge.tasks.sample_briefs import COLUMNS, SAMPLE_BRIEFS
 
-# Two sample briefs, three variants on one channel each: 2 copy chunks of 3; one image per copy, in
-# batches of 4.
-SMALL = {"copy_chunk_size": 3, "image_batch_size": 4, "copy_attempts": 2}
+# Two sample briefs, two variants on one channel each: 2 copy chunks of 2, two candidates per copy;
+# one image per copy, in batches of 4.
+SMALL = {"copy_chunk_size": 2, "image_batch_size": 4, "copy_attempts": 2, "copy_candidates": 2}
 
 
 def outputs(db: str) -> dict:
@@ -38,7 +38,7 @@ def outputs(db: str) -> dict:
 def test_ray_executor_gives_the_local_outputs(real_settings: Settings, tmp_path: Path):
     briefs = tmp_path / "briefs.parquet"
     rows = [dict(zip(COLUMNS, r, strict=True)) for r in SAMPLE_BRIEFS[:2]]
-    rows = [{**r, "channels": r["channels"][:1], "variants": 3} for r in rows]
+    rows = [{**r, "channels": r["channels"][:1], "variants": 2} for r in rows]
     pq.write_table(pa.Table.from_pylist(rows), briefs)
     runs = {}
     for executor in ("local", "ray"):
@@ -49,7 +49,7 @@ def test_ray_executor_gives_the_local_outputs(real_settings: Settings, tmp_path:
         runs[executor] = generate_campaigns(briefs=[str(briefs)], settings=settings)
     local, ray = outputs(str(tmp_path / "local" / "a.duckdb")), outputs(str(tmp_path / "ray" / "a.duckdb"))
 
-    assert len(local["copies"]) + len(local["failures"]) == 6 and len(local["copies"]) >= 1
+    assert len(local["copies"]) + len(local["failures"]) == 4 and len(local["copies"]) >= 1
     assert ray["copies"] == local["copies"], "same ids and the same text"
     assert ray["failures"] == local["failures"]
     assert ray["images"] == local["images"] and len(ray["images"]) == len(local["copies"])
