@@ -32,7 +32,9 @@ def bare_vllm(llm, jobs, sampling) -> int:
             top_p=sampling.top_p,
             max_tokens=sampling.max_tokens,
             seed=job.seed,
-            structured_outputs=StructuredOutputsParams(json=grammar_schema(job.channel, job.rules.brand)),
+            structured_outputs=StructuredOutputsParams(
+                json=grammar_schema(job.channel, job.rules.brand, job.rules.language)
+            ),
         )
         for job in jobs
     ]

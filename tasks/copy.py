@@ -190,8 +190,7 @@ def generate_copy(jobs: list[CopyJob], engine: EngineOptions, sampling: Sampling
     for attempt in range(sampling.attempts):
         if not pending:
             break
-        requests = [TextRequest(j.messages, seed_for(j, attempt), grammar_schema(j.channel, j.rules.brand))
-                    for j in pending]  # fmt: skip
+        requests = [TextRequest(j.messages, seed_for(j, attempt), _grammar(j)) for j in pending]
         fault_point("generate-copy")
         try:
             with progress.heartbeat():
@@ -212,6 +211,10 @@ def generate_copy(jobs: list[CopyJob], engine: EngineOptions, sampling: Sampling
         progress.total += len(retry) * sampling.candidates if attempt + 1 < sampling.attempts else 0
     result.failures += [failure(j, FailureKind.RULE, refusal(j.reasons), len(j.reasons)) for j in pending]
     return result
+
+
+def _grammar(job: CopyJob) -> dict[str, Any]:
+    return grammar_schema(job.channel, job.rules.brand, job.rules.language)
 
 
 def _passing(

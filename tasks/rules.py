@@ -40,7 +40,7 @@ _WORD = re.compile(r"\w+")
 # Every request of a brief and channel asks for the same schema: it is built once and shared, so callers
 # only read it (vLLM does: it serialises the dict, and deep-copies before adjusting it).
 @lru_cache(maxsize=4096)
-def grammar_schema(channel: str, brand: str) -> dict[str, Any]:
+def grammar_schema(channel: str, brand: str, language: str = "en") -> dict[str, Any]:
     """JSON schema for structured output: the channel's fields, each allowed one character too many."""
     schema = json.loads(_model_schema(channel))
     props = schema["properties"]
@@ -55,7 +55,8 @@ def grammar_schema(channel: str, brand: str) -> dict[str, Any]:
         props["body"] = {
             "type": "string",
             "description": props["body"]["description"],
-            "pattern": f'^{_literal(brand)}[^"\\\\\\n]{{{max(spec.body_min - len(brand), 3)},{room}}}$',
+            "pattern": f'^{_literal(brand)}[^"\\\\\\n{_after_brand(brand, language)}]'
+            f"{{{max(spec.body_min - len(brand), 3)},{room}}}$",
         }
     schema["additionalProperties"] = False
     return schema
@@ -66,8 +67,30 @@ def _model_schema(channel: str) -> str:
     return json.dumps(copy_model(channel).model_json_schema())
 
 
+# Languages written in a script other than Latin (ISO 639-1).
+NON_LATIN = frozenset({"am", "ar", "be", "bg", "bn", "el", "fa", "gu", "he", "hi", "hy", "ja", "ka", "kk",
+                       "km", "kn", "ko", "ky", "lo", "mk", "ml", "mn", "mr", "my", "ne", "or", "pa", "ps",
+                       "ru", "si", "sr", "ta", "te", "th", "uk", "ur", "yi", "zh"})  # fmt: skip
+
+
+# Blocks of scripts other than Latin in the Basic Multilingual Plane, as regex class ranges: Greek to
+# Mongolian, Greek Extended, CJK (radicals to Yi), more Indic and Hangul, CJK compatibility, Hebrew and
+# Arabic presentation forms, half-width kana and Hangul.
+_OTHER_SCRIPTS = [(0x370, 0x1DFF), (0x1F00, 0x1FFF), (0x2E80, 0xA6FF), (0xA800, 0xABFF), (0xAC00, 0xD7FF),
+                  (0xF900, 0xFAFF), (0xFB1D, 0xFDFF), (0xFE70, 0xFEFC), (0xFF66, 0xFFDC)]  # fmt: skip
+
+
+def _after_brand(brand: str, language: str) -> str:
+    """Ranges the body may not use after the brand (for a regex class): where the copy is asked in a
+    Latin-script language and the brand is written in another script, every other script; a small model
+    that has just written a script goes on in it (or in another) unless the grammar stops it."""
+    if language in NON_LATIN or not any(lo <= ord(c) <= hi for c in brand for lo, hi in _OTHER_SCRIPTS):
+        return ""
+    return "".join(f"\\x{{{lo:x}}}-\\x{{{hi:x}}}" for lo, hi in _OTHER_SCRIPTS)
+
+
 def brand_in_grammar(brand: str) -> bool:
-    """Whether the grammar makes the body start with the brand (else it is only checked)."""
+    """Whether the grammar writes the brand into the body (else it is only checked)."""
     return _usable_in_pattern(brand)
 
 

@@ -29,6 +29,16 @@ def test_grammar_starts_the_body_with_the_brand():
     assert "maxLength" not in body and "minLength" not in body  # xgrammar refuses pattern + length
 
 
+def test_a_brand_in_another_script_keeps_the_body_in_the_copys():
+    """After an Arabic brand, English copy may use no other script than Latin (a small model goes on in the
+    brand's script); Arabic copy, or a Latin brand, keeps every script."""
+    english = grammar_schema("facebook", "نور", "en")["properties"]["body"]["pattern"]
+    assert english.startswith('^نور[^"\\\\\\n\\x{370}-\\x{1dff}') and "\\x{ac00}-\\x{d7ff}" in english
+    arabic = grammar_schema("facebook", "نور", "ar")["properties"]["body"]["pattern"]
+    assert arabic == '^نور[^"\\\\\\n]{37,123}$'
+    assert "x{370}" not in grammar_schema("facebook", "Café Nørd", "en")["properties"]["body"]["pattern"]
+
+
 def test_documented_limits():
     assert CHANNELS["google_search"].headline_max == 30
     assert CHANNELS["google_search"].body_max == 90
