@@ -147,8 +147,10 @@ def export_platform(args: argparse.Namespace, settings: Settings, limits: dict[s
     for problem in problems:
         print(f"adforge: warning: brand kit: {printable(problem)}", file=sys.stderr)
     sql = (
-        "SELECT copy_id, run_id, brief_id, campaign_id, brand, channel, headline, body, cta, creative_paths "
-        "FROM v_assets WHERE list_contains(?, channel) AND (? IS NULL OR run_id = ?) ORDER BY copy_id"
+        "SELECT copy_id, run_id, brief_id, campaign_id, brand, channel, headline, body, cta, creative_paths, "
+        "(SELECT list((a.field, a.position, a.text)) FROM copy_assets a WHERE a.copy_id = v.copy_id) "
+        "AS assets "
+        "FROM v_assets v WHERE list_contains(?, channel) AND (? IS NULL OR run_id = ?) ORDER BY copy_id"
     )
     params = [list(EXPORT_FORMATS[args.format]), args.run, args.run]
     try:

@@ -129,7 +129,8 @@ def copy_stage(run: Run, ex: Executor, briefs: list[Brief]) -> list[CopyJob]:
     for part, outcome in zip(parts, ex.run(generate_copy, calls, s.ray_gpus_per_copy_task), strict=True):
         result = outcome.result
         failures = result.failures if result else engine_failures(run, part, outcome)
-        run.counts.copies += run.write(copies=result.copies if result else [], failures=failures)["copies"]
+        copies, assets = (result.copies, result.assets) if result else ([], [])
+        run.counts.copies += run.write(copies=copies, copy_assets=assets, failures=failures)["copies"]
         fault_point("copy-written")
         run.counts.failures += len(failures)
         run.counts.output_tokens += result.output_tokens if result else 0

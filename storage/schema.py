@@ -7,6 +7,7 @@ from functools import cache
 
 import duckdb
 
+from adforge.storage.platform_views import PLATFORM_VIEWS, platform_columns
 from adforge.storage.schema_docs import DOCS
 
 MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = []
@@ -247,8 +248,46 @@ def m009_brand_kits(con: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
+@migration
+def m010_platform_assets(con: duckdb.DuckDBPyConnection) -> None:
+    # Each platform field's values of an ad: a search ad's headlines 1 to 15, a Meta ad's description, ...
+    con.execute("""
+        CREATE TABLE copy_assets (
+            copy_id VARCHAR NOT NULL,
+            field VARCHAR NOT NULL,
+            position INTEGER NOT NULL,
+            text VARCHAR NOT NULL,
+            run_id VARCHAR NOT NULL,
+            created_at TIMESTAMPTZ DEFAULT current_timestamp,
+            PRIMARY KEY (copy_id, field, position)
+        );
+    """)
+
+
+def _platform_view(name: str, channels: tuple[str, ...], fields: tuple[tuple[str, str, int], ...]) -> str:
+    columns = ",\n".join(
+        f"max(a.text) FILTER (a.field = '{field}' AND a.position = {position}) AS {column}"
+        for column, field, position in platform_columns(fields)
+    )
+    where = ", ".join(f"'{c}'" for c in channels)
+    return f"""
+        CREATE OR REPLACE VIEW {name} AS
+        SELECT c.copy_id, c.run_id, c.brief_id, b.campaign_id, b.brand, c.channel, c.variant,
+        {columns},
+        c.cta, c.created_at
+        FROM copies c
+        JOIN briefs b USING (brief_id, brief_hash)
+        JOIN copy_assets a USING (copy_id)
+        WHERE c.channel IN ({where})
+        GROUP BY c.copy_id, c.run_id, c.brief_id, b.campaign_id, b.brand, c.channel, c.variant, c.cta,
+                 c.created_at;
+    """
+
+
 # Views hold no data: they are defined again whenever a migration has run or one differs from these.
-VIEWS = """
+VIEWS = (
+    "".join(_platform_view(*view) for view in PLATFORM_VIEWS)
+    + """
         CREATE OR REPLACE VIEW v_copy_scores AS
         SELECT c.copy_id, c.relevance, c.readability,
                1 - max(list_cosine_similarity(c.embedding, o.embedding)) AS diversity, c.score_model
@@ -298,6 +337,7 @@ VIEWS = """
         FROM failures f
         LEFT JOIN runs r USING (run_id);
 """
+)
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:

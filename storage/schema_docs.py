@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from adforge.storage.platform_views import PLATFORM_VIEWS, platform_columns
+
 RUN_ID = "the run that wrote this row (runs.run_id)"
 BRIEF_ID = "the brief's own id, from the briefs file"
 CREATED = "when the row was written"
@@ -184,6 +186,16 @@ DOCS: dict[str, tuple[str, dict[str, str]]] = {
         "name": "migration name",
         "applied_at": "when it was applied",
     }),
+    "copy_assets": ("One row per value of a platform field of an ad (copies.copy_id): the values a platform "
+                    "takes several of, in order, and its one-value fields.", {
+        "copy_id": "copies.copy_id",
+        "field": "the platform's field: headlines, descriptions, long_headline, primary_text, headline, "
+        "description, intro_text, post, card_headline, subject, preheader, body",
+        "position": "1 for the first value; a field filled from the copy has the copy's own text first",
+        "text": "the value",
+        "run_id": RUN_ID,
+        "created_at": CREATED,
+    }),
     "v_assets": ("One row per copy with its brief's fields and its images.", {
         "copy_id": "copies.copy_id",
         "run_id": "the run that wrote the copy",
@@ -265,3 +277,21 @@ DOCS: dict[str, tuple[str, dict[str, str]]] = {
         "created_at": "failures.created_at",
     }),
 }  # fmt: skip
+
+
+def _platform_view_docs() -> None:
+    for name, channels, fields in PLATFORM_VIEWS:
+        columns = {"copy_id": "copies.copy_id", "run_id": RUN_ID, "brief_id": BRIEF_ID,
+                   "campaign_id": "briefs.campaign_id", "brand": "briefs.brand", "channel": "copies.channel",
+                   "variant": "copies.variant"}  # fmt: skip
+        for column, field, position in platform_columns(fields):
+            columns[column] = f"copy_assets.text of field {field}, position {position}"
+        columns |= {"cta": "copies.cta (adforge's button; exports map it to the platform's type)",
+                    "created_at": "when the copy was written"}  # fmt: skip
+        DOCS[name] = (
+            f"One row per {' or '.join(channels)} ad, laid out like the platform's bulk sheet.",
+            columns,
+        )
+
+
+_platform_view_docs()

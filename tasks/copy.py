@@ -16,9 +16,10 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from adforge.storage.faults import fault_point
+from adforge.tasks.ad_sets import SOURCES, choose_set, limits_refusal, offered, read_extras
 from adforge.tasks.brand_kits import BrandKit, voice
 from adforge.tasks.channels import CopyFields
-from adforge.tasks.domain import Brief, CopyJob, CopyRow, Failure, FailureKind, failure
+from adforge.tasks.domain import AssetRow, Brief, CopyJob, CopyRow, Failure, FailureKind, failure
 from adforge.tasks.generation import (
     Completion,
     EngineOptions,
@@ -34,11 +35,13 @@ from adforge.tasks.progress import Progress, run_logger
 from adforge.tasks.prompts import copy_messages
 from adforge.tasks.rules import (
     check_copy,
+    check_value,
     copy_text,
     distinct,
     grammar_schema,
     language_margins,
     language_text,
+    similarity,
 )
 from adforge.tasks.scoring import Embedder, brief_text, embedder, mmr_pick, readability, scored_text
 
@@ -49,6 +52,7 @@ FIELDS = tuple(CopyFields.model_fields)  # headline, body, cta, image_prompt
 @dataclass
 class CopyResult:
     copies: list[CopyRow] = field(default_factory=list)
+    assets: list[AssetRow] = field(default_factory=list)  # the platform fields of the copies
     failures: list[Failure] = field(default_factory=list)
     output_tokens: int = 0
     load_s: float | None = None  # seconds this task spent starting the generator, if it had to
@@ -165,6 +169,7 @@ class Candidate:
     out: Completion
     relevance: float
     embedding: np.ndarray
+    assets: dict[str, list[str]] = field(default_factory=dict)  # platform field → its values
 
 
 @task(name="generate-copy", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
@@ -207,6 +212,7 @@ def generate_copy(jobs: list[CopyJob], engine: EngineOptions, sampling: Sampling
                 retry.append(job)
             else:
                 result.copies.append(copy_row(job, pick, attempt, sampling, settings))
+                result.assets += asset_rows(job.copy_id, pick.assets)
         pending = retry
         progress.total += len(retry) * sampling.candidates if attempt + 1 < sampling.attempts else 0
     result.failures += [failure(j, FailureKind.RULE, refusal(j.reasons), len(j.reasons)) for j in pending]
@@ -228,6 +234,8 @@ def _passing(
     passing = []
     for job, candidates, completions in zip(jobs, read, outputs, strict=True):
         job.candidates += len(completions)
+        pairs = zip(candidates, completions, strict=True)
+        job.offers = [(f, read_extras(c.text, job.channel)) for (f, _), c in pairs if f]
         ok = []
         for (fields, reason), out in zip(candidates, completions, strict=True):
             language = next(languages)
@@ -265,13 +273,55 @@ def _choose(
             if outcome.startswith("failed"):
                 job.reasons.append(f"distinct: {outcome[len('failed: ') :]}")
                 continue
-            fields = {**fields, "checks": {**fields["checks"], "distinct": outcome}, "similarity": score}
-            pick = Candidate(fields, ok[i][1], float(relevance[i]), found[i])
+            assets, reason = platform_sets(
+                job, fields, ok[i][1], brief_vectors[job.brief_text], embed, sampling
+            )
+            if reason:
+                job.reasons.append(reason)
+                continue
+            fields = {**fields, "checks": {**fields["checks"], "distinct": outcome, "platform_set": "passed"},
+                      "similarity": score}  # fmt: skip
+            pick = Candidate(fields, ok[i][1], float(relevance[i]), found[i], assets)
             accepted[job.group].append(copy_text(fields))
             vectors[job.group] = np.vstack([vectors[job.group], found[i : i + 1]])
             break
         picks.append(pick)
     return picks
+
+
+def asset_rows(copy_id: str, assets: dict[str, list[str]]) -> list[AssetRow]:
+    return [
+        AssetRow(copy_id, name, i, text)
+        for name, values in assets.items()
+        for i, text in enumerate(values, 1)
+    ]
+
+
+def platform_sets(
+    job: CopyJob,
+    fields: dict[str, Any],
+    out: Completion,
+    brief: np.ndarray,
+    embed: Embedder,
+    sampling: Sampling,
+) -> tuple[dict[str, list[str]], str]:
+    """The values of each platform field of the ad whose copy fields are `fields`, chosen from this
+    attempt's candidates (job.offers), or why the ad cannot have them."""
+    languages = frozenset(sampling.languages.split(","))
+    picked = (fields, read_extras(out.text, job.channel))
+    key = (fields["headline"].strip(), fields["body"].strip())
+    others = [o for o in job.offers if (o[0]["headline"].strip(), o[0]["body"].strip()) != key]
+    assets = {}
+    for source in SOURCES[job.channel]:
+        texts = offered(job.channel, source, picked, others)
+        refused = [limits_refusal(job.channel, source, t)
+                   or check_value(t, job.rules, languages, job.prompt_text) for t in texts]  # fmt: skip
+        values, reason = choose_set(job.channel, source, texts, refused, brief, embed, similarity,
+                                    sampling.max_similarity)  # fmt: skip
+        if reason:
+            return {}, reason
+        assets[source.field] = values
+    return assets, ""
 
 
 def _split(rows: np.ndarray, sizes: list[int]) -> list[np.ndarray]:

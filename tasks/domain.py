@@ -103,6 +103,8 @@ class CopyJob:
     siblings: list[str] = field(default_factory=list)  # stored variants of the same brief and channel
     reasons: list[str] = field(default_factory=list)  # why each refused sample was refused
     candidates: int = 0  # completions the engine wrote for this job so far
+    # This attempt's readable candidates (copy fields, further values): what platform sets are chosen from.
+    offers: list[tuple[dict[str, str], dict[str, list[str]]]] = field(default_factory=list)
 
     stage = Stage.COPY
 
@@ -144,6 +146,16 @@ class CopyRow:
     readability: float | None = None
     score_model: str | None = None
     embedding: list[float] | None = None
+
+
+@dataclass
+class AssetRow:
+    """One value of a platform field of an ad (the third of a search ad's headlines)."""
+
+    copy_id: str
+    field: str
+    position: int
+    text: str
 
 
 @dataclass

@@ -55,6 +55,7 @@ from PIL import Image
 
 from adforge.tasks.brand_kits import BrandKit
 from adforge.tasks.platforms import (
+    CTA_MAPS,
     IMAGE_SLOTS,
     ImageInfo,
     choose_images,
@@ -256,29 +257,37 @@ def write_export(ads: Iterable[Mapping[str, Any]], fmt: str, out_dir: str | Path
     return ExportResult(len(rows), refused, [sheet, *copied])
 
 
-# Today's copy fields as each platform's fields: one headline, body and CTA per ad. A format that needs more
-# (a search ad's 3 headlines and 2 descriptions) refuses such an ad, with the reason, rather than pad it.
+# A copy stored without platform fields (written before they were) as each platform's fields: one headline,
+# body and CTA per ad. A format that needs more (a search ad's 3 headlines and 2 descriptions) refuses such an
+# ad, with the reason, rather than pad it.
 COPY_FIELDS: dict[str, dict[str, str]] = {
     "google_search": {"headlines": "headline", "descriptions": "body"},
     "display": {"headlines": "headline", "descriptions": "body"},
-    "facebook": {"primary_text": "body", "headline": "headline", "cta": "cta"},
-    "instagram": {"primary_text": "body", "headline": "headline", "cta": "cta"},
-    "linkedin": {"intro_text": "body", "headline": "headline", "cta": "cta"},
+    "facebook": {"primary_text": "body", "headline": "headline"},
+    "instagram": {"primary_text": "body", "headline": "headline"},
+    "linkedin": {"intro_text": "body", "headline": "headline"},
     "x": {"post": "body", "card_headline": "headline"},
-    "email": {"subject": "headline", "body": "body", "cta": "cta"},
+    "email": {"subject": "headline", "body": "body"},
 }
 
 
 def stored_ads(rows: Iterable[Mapping[str, Any]], kits: Mapping[str, BrandKit]) -> list[dict[str, Any]]:
-    """Ads in write_export's shape from stored copies (rows of v_assets); the final URL and a display ad's
-    business name come from the brand's kit (an ad without one is refused for the missing URL)."""
+    """Ads in write_export's shape from stored copies (rows of v_assets with `assets`, the copy's rows of
+    copy_assets as (field, position, text)); the final URL and a display ad's business name come from the
+    brand's kit (an ad without one is refused for the missing URL)."""
     ads = []
     for row in rows:
         channel, kit = row["channel"], kits.get(row["brand"].strip())
-        assets = {field: [row[name]] for field, name in COPY_FIELDS[channel].items()}
-        if "cta" in assets and channel != "email":
+        assets: dict[str, list[str]] = {}
+        for field, _, text in sorted(row.get("assets") or [], key=lambda a: (a[0], a[1])):
+            assets.setdefault(field, []).append(text)
+        if not assets:
+            assets = {field: [row[name]] for field, name in COPY_FIELDS[channel].items()}
+        if channel in CTA_MAPS:
             cta = platform_cta(channel, row["cta"])
             assets["cta"] = [cta] if cta else []
+        elif channel == "email":
+            assets["cta"] = [row["cta"]]
         if kit and channel == "display":
             assets["business_name"] = [kit.business_name]
         campaign = row["campaign_id"] or row["brand"]

@@ -302,6 +302,14 @@ def _fields(channel: str) -> tuple[Field, ...]:
     return PLATFORM_FORMATS[channel]
 
 
+def field_spec(channel: str, name: str) -> Field:
+    """One field of the channel's platform format."""
+    found = [f for f in _fields(channel) if f.name == name]
+    if not found:
+        raise ValueError(f"{name!r} is not a field of {channel} ads")
+    return found[0]
+
+
 def _key(text: str) -> str:
     """Text compared for duplicates: case and runs of spaces ignored."""
     return " ".join(text.split()).casefold()
@@ -323,7 +331,7 @@ def _is_http_url(text: str) -> bool:
     )
 
 
-def _value_problems(channel: str, field: Field, index: int, text: str) -> list[str]:
+def value_problems(channel: str, field: Field, index: int, text: str) -> list[str]:
     """What is wrong with one value of a field."""
     label = _label(field, index)
     if not text.strip():
@@ -367,7 +375,7 @@ def _field_problems(channel: str, field: Field, values: object) -> list[str]:
         )
         out.append(f"{field.name}: {len(values)} given, {channel} takes {wanted}")
     for index, text in enumerate(values, 1):
-        out += _value_problems(channel, field, index, text)
+        out += value_problems(channel, field, index, text)
     seen: set[str] = set()
     for text in values:
         key = _key(text)

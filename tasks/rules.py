@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from rapidfuzz import process
 from rapidfuzz.distance import Indel
 
+from adforge.tasks.ad_sets import grammar_properties
 from adforge.tasks.channels import CHANNELS, CTA_BUTTONS, CopyFields, copy_model, rule_violations
 from adforge.tasks.claims import echo, unsupported_claims
 from adforge.tasks.domain import BrandRules
@@ -58,6 +59,9 @@ def grammar_schema(channel: str, brand: str, language: str = "en") -> dict[str, 
             "pattern": f'^{_literal(brand)}[^"\\\\\\n{_after_brand(brand, language)}]'
             f"{{{max(spec.body_min - len(brand), 3)},{room}}}$",
         }
+    extra = grammar_properties(channel)
+    schema["properties"] = props | extra
+    schema["required"] = [*schema["required"], *extra]
     schema["additionalProperties"] = False
     return schema
 
@@ -129,6 +133,21 @@ def check_copy(
         if outcome.startswith("failed")
     ]
     return checks, failed[0] if failed else "", score
+
+
+def check_value(text: str, rules: BrandRules, languages: frozenset[str], prompt: str) -> str:
+    """The first rule one value of a platform field breaks ('' if none): banned words, claims, echo of the
+    prompt, language (limits are the platform's: tasks/ad_sets.py)."""
+    fields = {"headline": text, "body": "", "cta": "", "image_prompt": ""}
+    outcomes = {
+        "banned_words": _banned(fields, rules.banned_words),
+        "claims": _claims(fields, rules),
+        "no_echo": _no_echo(fields, prompt, rules),
+        "language": _language(fields, rules, languages, None),
+    }
+    return next(
+        (f"{name}: {o[len('failed: ') :]}" for name, o in outcomes.items() if o.startswith("failed")), ""
+    )
 
 
 def _limits(fields: dict[str, Any], channel: str) -> str:

@@ -59,8 +59,19 @@ class FakeText:
             "cta": request.schema["properties"]["cta"]["enum"][0],
             "image_prompt": f"a still life of {brand} on a table in soft {LIGHTS[first % len(LIGHTS)]} light",
         }
+        for key, spec in request.schema["properties"].items():  # a platform's further values
+            if key not in copy:
+                texts = [_extra(spec.get("items", spec), first + k) for k in range(spec.get("minItems", 1))]
+                copy[key] = texts if spec["type"] == "array" else texts[0]
         text = json.dumps(copy)
         return Completion(text, "stop", self.prompt_tokens(request.messages), len(text) // 4)
+
+
+def _extra(spec: dict, n: int) -> str:
+    """A further value within the schema's lengths: a headline phrase where it fits, else clauses."""
+    short = f"{HEADLINES[n % len(HEADLINES)]}, {LIGHTS[n // len(HEADLINES) % len(LIGHTS)]} edition"
+    text = short if len(short) >= spec["minLength"] else f"{short}: {CLAUSES[n % len(CLAUSES)]}"
+    return text[: spec["maxLength"] - 1]
 
 
 class FakeImages:

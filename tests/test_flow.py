@@ -20,7 +20,9 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRun
 
 from adforge.flows.cli import main
 from adforge.flows.generate_campaigns import generate_campaigns
+from adforge.tasks.ad_sets import SOURCES
 from adforge.tasks.creatives import MIN_CONTRAST, SIZES
+from adforge.tasks.platforms import PLATFORM_FORMATS, problems
 from adforge.tasks.sample_briefs import write_sample_briefs
 
 OUTPUT = Path(__file__).resolve().parent.parent / "test-output"  # kept for review after the run
@@ -69,6 +71,23 @@ def test_counts_match_briefs_channels_variants(run):
     wanted = db.scalar("SELECT sum(b.images_per_copy) FROM copies JOIN briefs b USING (brief_id, brief_hash)")
     assert images == wanted
     assert (summary["copies"], summary["images"], summary["briefs_read"]) == (copies, images, 12)
+
+
+def test_every_ad_has_its_platform_fields(run):
+    """Each stored ad holds every platform field its copy fills, as many values as the platform asks at least,
+    within its limits; the per-platform views show them."""
+    _, db, _ = run
+    assets: dict[str, dict[str, list[str]]] = {}
+    for copy_id, field, text in db.rows("SELECT copy_id, field, text FROM copy_assets ORDER BY ALL"):
+        assets.setdefault(copy_id, {}).setdefault(field, []).append(text)
+    for copy_id, channel in db.rows("SELECT copy_id, channel FROM copies"):
+        # The fields a brand kit or the export fills, given valid values: the rest is the stored ad's own.
+        generated = {s.field for s in SOURCES[channel]}
+        given = {f.name: [f.choices[0] if f.choices else "https://example.com" if f.url else "PeakGear"]
+                 for f in PLATFORM_FORMATS[channel] if f.name not in generated}  # fmt: skip
+        assert problems(channel, given | assets[copy_id]) == [], assets[copy_id]
+    shown = db.scalar("SELECT count(*) FROM v_google_search_ads WHERE headline_3 IS NOT NULL")
+    assert shown == db.scalar("SELECT count(*) FROM copies WHERE channel = 'google_search'")
 
 
 def test_bad_row_is_set_aside_with_reason(run):

@@ -490,8 +490,11 @@ def test_empty_export_writes_the_header(tmp_path: Path):
 
 
 def test_stored_ads_export_through_the_cli(settings, tmp_path: Path, capsys):
-    """The flow's own ads (fake generators, the sample briefs and kits): each format's sheet holds exactly
-    the ads that pass the platform's rules; search ads with one headline are refused, not padded."""
+    """The flow's own ads (fake generators, the sample briefs and kits): every format's sheet is written
+    from the stored platform fields, holds exactly the ads the CLI reports, and every row read back passes
+    its platform's rules; search ads carry the set chosen from the candidates, not one headline."""
+    import duckdb
+
     from adforge.flows.cli import main
     from adforge.flows.generate_campaigns import generate_campaigns
     from adforge.tasks.sample_brand_kits import write_sample_kits
@@ -501,6 +504,12 @@ def test_stored_ads_export_through_the_cli(settings, tmp_path: Path, capsys):
     write_sample_briefs(briefs)
     write_sample_kits(kits)
     generate_campaigns(briefs=[str(briefs)], settings=settings.to_dict() | {"brand_kits": str(kits)})
+    with duckdb.connect(settings.db, read_only=True) as con:
+        search = con.execute("SELECT * FROM v_google_search_ads").fetchall()
+        without = con.execute(
+            "SELECT count(*) FROM copies WHERE copy_id NOT IN (SELECT copy_id FROM copy_assets)"
+        ).fetchone()[0]
+    assert search and without == 0
     for fmt in EXPORT_FORMATS:
         out = tmp_path / fmt
         assert (
@@ -513,11 +522,19 @@ def test_stored_ads_export_through_the_cli(settings, tmp_path: Path, capsys):
         with open(out / f"{fmt}.csv", newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
         written = int(printed.out.split(": ")[1].split(" ads")[0])
-        assert len(rows) == written
-        if fmt == "google-ads":
-            assert written == 0 and "headlines: 1 given, google_search takes 3 to 15" in printed.err
-        else:
-            assert written > 0, printed.err
+        assert len(rows) == written and written > 0, printed.err
+        for row in rows:
+            channel = {"meta": "facebook", "google-ads": None}.get(fmt, fmt.replace("-", "_"))
+            _, assets, _ = read_back(fmt, row)
+            if fmt == "google-ads":
+                channel = "display" if row["Ad type"] == "Responsive display ad" else "google_search"
+            elif fmt == "meta" and not assets["description"]:
+                del assets["description"]
+            assert (
+                problems(channel or "", {k: v for k, v in assets.items() if v or k != "preheader"}) == []
+            ), row
+            if channel == "google_search":
+                assert len(assets["headlines"]) >= 3 and len(assets["descriptions"]) >= 2
         for row in rows:
             images = [v for k, v in row.items() if "image" in k.lower() and v]
             assert all((out / name).exists() or (out / "images" / name).exists() for name in images), images

@@ -16,7 +16,7 @@ from adforge.tasks.scoring import HashingEmbedder, mmr_pick, readability
 EMBED = HashingEmbedder()
 BRIEF = {"brief_id": "b1", "brand": "Nordbrew", "product": "Cold brew coffee concentrate",
          "audience": "busy young professionals", "key_message": "Barista cold brew coffee at home",
-         "channels": ["display"], "variants": 2}  # fmt: skip
+         "channels": ["facebook"], "variants": 2}  # fmt: skip
 ON_MESSAGE = {"headline": "Cold brew at home", "cta": "Shop now", "image_prompt": "a glass of iced coffee",
               "body": "Nordbrew barista cold brew coffee for busy professionals."}  # fmt: skip
 OFF_MESSAGE = ON_MESSAGE | {"body": "Nordbrew keeps your weekends calm and your garden green."}
