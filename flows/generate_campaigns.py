@@ -240,6 +240,15 @@ def write_report(run: Run, summary: dict[str, Any]) -> str:
     rejected = run.store.fetch(
         "SELECT * FROM rejected_briefs WHERE run_id = ? ORDER BY source_file, source_row", ids
     )
+    platform: dict[str, dict[str, list[str]]] = {}  # copy_id → field → texts in position order
+    for r in run.store.fetch(
+        "SELECT a.copy_id, a.field, a.position, a.text FROM copy_assets a JOIN copies c USING (copy_id) "
+        "WHERE c.run_id = ? ORDER BY ALL",
+        ids,
+    ):
+        platform.setdefault(r["copy_id"], {}).setdefault(r["field"], []).append(r["text"])
+    for a in assets:
+        a["platform"] = platform.get(a["copy_id"], {})
     html = render_report(summary, assets, failures, rejected, run.artifacts.location("reports"))
     path, _ = run.artifacts.write("reports", run.run_id, ".html", html.encode())
     publish(summary, failures, assets, run.artifacts.uri(path))

@@ -41,6 +41,9 @@ logger = logging.getLogger(__name__)
 # Pixel sizes per channel, from each platform's recommended ad image size (X: its website card's 1.91:1).
 SIZES = {"instagram": (1080, 1080), "facebook": (1200, 628), "linkedin": (1200, 628), "display": (1200, 628),
          "x": (1200, 628), "google_search": (1200, 628), "email": (1200, 600)}  # fmt: skip
+# A platform that takes images in more than one shape gets a creative in each: a responsive display ad needs
+# 1.91:1 and 1:1 (tasks/platforms.py IMAGE_SLOTS). The first is the channel's SIZES.
+SHAPES = {"display": ((1200, 628), (1200, 1200))}
 MIN_CONTRAST = 4.5  # WCAG AA for normal text
 TEXT = (255, 255, 255)
 BACKING = (0, 0, 0)
@@ -77,18 +80,25 @@ class Fonts:
 def plan_creatives(
     rows: list[dict[str, Any]], font: str, kits: Mapping[str, BrandKit] | None = None
 ) -> list[CreativeJob]:
-    """One creative per image; rows join images with their copy (image_id, copy_id, headline, ...) and, for
-    its kit, the brief's brand. A branded creative's id has its kit's kit_id: a changed kit makes new ones."""
+    """One creative per image and shape the channel's platform takes (sizes()); rows join images with their
+    copy (image_id, copy_id, headline, ...) and, for its kit, the brief's brand. A branded creative's id has
+    its kit's kit_id: a changed kit makes new ones."""
     jobs = []
     for r in rows:
         kit = kit_for(kits, r.get("brand"))
         branded = (kit_id(kit),) if kit else ()  # without a kit, the id creatives had before kits
-        creative_id = make_id(
-            "creative", r["image_id"], r["headline"], r["cta"], SIZES[r["channel"]], font, LAYOUT, *branded
-        )
-        jobs.append(CreativeJob(creative_id, r["copy_id"], r["image_id"], r["brief_id"], r["channel"],
-                                r["headline"], r["cta"], r["path"], r.get("brand")))  # fmt: skip
+        for size in sizes(r["channel"]):
+            creative_id = make_id(
+                "creative", r["image_id"], r["headline"], r["cta"], size, font, LAYOUT, *branded
+            )
+            jobs.append(CreativeJob(creative_id, r["copy_id"], r["image_id"], r["brief_id"], r["channel"],
+                                    r["headline"], r["cta"], r["path"], r.get("brand"), size))  # fmt: skip
     return jobs
+
+
+def sizes(channel: str) -> tuple[tuple[int, int], ...]:
+    """The sizes of a channel's creatives: its SIZES, and any further shape its platform takes."""
+    return SHAPES.get(channel, (SIZES[channel],))
 
 
 def kit_for(kits: Mapping[str, BrandKit] | None, brand: object) -> BrandKit | None:
@@ -397,7 +407,9 @@ def render_creatives(
             kit = kit_for(kits, job.brand)
             try:
                 with Image.open(io.BytesIO(artifacts.read(job.image_path))) as source:
-                    image, measured = compose(source, job.headline, job.cta, SIZES[job.channel], font, kit)
+                    image, measured = compose(
+                        source, job.headline, job.cta, job.size or SIZES[job.channel], font, kit
+                    )
             except (TextDoesNotFit, GlyphMissing, OSError) as e:
                 failures.append(failure(job, FailureKind.CREATIVE, f"creative: {e}", 1))
                 continue

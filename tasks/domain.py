@@ -205,6 +205,7 @@ class CreativeJob:
     cta: str
     image_path: str
     brand: str | None = None  # whose brand kit, if any, the creative is drawn with
+    size: tuple[int, int] | None = None  # width and height; None: the channel's (tasks/creatives.py SIZES)
 
     stage = Stage.CREATIVE
     variant = None

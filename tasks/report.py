@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import posixpath
 from collections import Counter
+from collections.abc import Callable
 from html import escape
 from itertools import groupby
 from typing import Any
@@ -18,6 +19,14 @@ td, th { border: 1px solid #ccc; padding: .3rem .5rem; text-align: left; vertica
 .copy img.creative { max-width: 100%; max-height: 320px; margin-right: .3rem; }
 .cta { font-weight: bold; }
 .scores { color: #555; font-size: .9rem; }
+.ad { border: 1px solid #ddd; border-radius: 8px; padding: .6rem; margin: .3rem 0; }
+.ad p { white-space: pre-line; }
+.ad .label { font-weight: bold; font-size: .8rem; margin-right: .4rem; }
+.ad .title { color: #1a0dab; font-size: 1.15rem; margin: .2rem 0; }
+.ad .muted { color: #777; }
+.ad .button { display: inline-block; background: #1877f2; color: #fff; padding: .3rem .8rem;
+              border-radius: 4px; font-weight: bold; }
+.ad .card { border: 1px solid #ccc; border-radius: 12px; padding: .3rem; }
 """
 
 
@@ -49,7 +58,8 @@ def render_report(
 
 
 def _copy(asset: dict[str, Any], folder: str) -> str:
-    """One copy with its creatives (or, where none were made, its raw images)."""
+    """One copy with its creatives (or, where none were made, its raw images), shown as its platform's ad
+    where its platform fields are stored (copies written before those were have none)."""
     kind, paths = (
         ("creative", asset["creative_paths"]) if asset["creative_paths"] else ("image", asset["image_paths"])
     )
@@ -57,11 +67,96 @@ def _copy(asset: dict[str, Any], folder: str) -> str:
         f"<img class='{kind}' src='{escape(posixpath.relpath(p, folder))}' alt='{kind} {i}'>"
         for i, p in enumerate(paths)
     )
+    platform = asset.get("platform") or {}
+    layout = LAYOUTS.get(asset["channel"]) if platform else None
+    ad = layout(platform, asset, images) if layout else _plain(asset, images)
     return (
         f"<div class='copy'><p><b>{escape(asset['channel'])}</b> · variant {asset['variant']}</p>"
-        f"<h4>{escape(asset['headline'])}</h4><p>{escape(asset['body'])}</p>"
-        f"<p class='cta'>{escape(asset['cta'])}</p><div>{images}</div>{_scores(asset)}{_checks(asset)}</div>"
+        f"{ad}{_scores(asset)}{_checks(asset)}</div>"
     )
+
+
+Platform = dict[str, list[str]]  # a copy's platform fields: field → its texts in position order
+
+
+def _v(platform: Platform, field: str, i: int = 0) -> str:
+    """The escaped i-th value of a platform field ("" where it has none)."""
+    values = platform.get(field) or []
+    return escape(values[i]) if i < len(values) else ""
+
+
+def _line(text: str, cls: str = "") -> str:
+    """A paragraph of escaped text, or nothing where the text is empty (an optional field)."""
+    attribute = f" class='{cls}'" if cls else ""
+    return f"<p{attribute}>{text}</p>" if text else ""
+
+
+def _items(values: list[str]) -> str:
+    return "".join(f"<li>{escape(v)}</li>" for v in values)
+
+
+def _button(asset: dict[str, Any]) -> str:
+    return f"<span class='button'>{escape(asset['cta'])}</span>"
+
+
+def _plain(asset: dict[str, Any], images: str) -> str:
+    return (
+        f"<h4>{escape(asset['headline'])}</h4><p>{escape(asset['body'])}</p>"
+        f"<p class='cta'>{escape(asset['cta'])}</p><div>{images}</div>"
+    )
+
+
+def _search(p: Platform, asset: dict[str, Any], images: str) -> str:
+    """A Google search result of the first three headlines and two descriptions; Google rotates them all."""
+    heads, descs = p.get("headlines") or [], p.get("descriptions") or []
+    return (
+        f"<div class='ad search'><span class='label'>Ad</span>"
+        f"<p class='title'>{escape(' | '.join(heads[:3]))}</p><p>{escape(' '.join(descs[:2]))}</p></div>"
+        f"<details><summary>all {len(heads)} headlines, {len(descs)} descriptions</summary>"
+        f"<p>Headlines</p><ol>{_items(heads)}</ol><p>Descriptions</p><ol>{_items(descs)}</ol></details>"
+        f"<div>{images}</div>"
+    )
+
+
+def _display(p: Platform, asset: dict[str, Any], images: str) -> str:
+    return (
+        f"<div class='ad display'><p><b>{_v(p, 'headlines')}</b></p>{_line(_v(p, 'long_headline'))}"
+        f"{_line(_v(p, 'descriptions'))}<div>{images}</div>{_button(asset)}</div>"
+    )
+
+
+def _meta(p: Platform, asset: dict[str, Any], images: str) -> str:
+    return (
+        f"<div class='ad meta'>{_line(_v(p, 'primary_text'))}<div>{images}</div>"
+        f"<p><b>{_v(p, 'headline')}</b></p>{_line(_v(p, 'description'), 'muted')}{_button(asset)}</div>"
+    )
+
+
+def _linkedin(p: Platform, asset: dict[str, Any], images: str) -> str:
+    return (
+        f"<div class='ad linkedin'>{_line(_v(p, 'intro_text'))}<div>{images}</div>"
+        f"<p><b>{_v(p, 'headline')}</b></p>{_button(asset)}</div>"
+    )
+
+
+def _x(p: Platform, asset: dict[str, Any], images: str) -> str:
+    return (
+        f"<div class='ad x'>{_line(_v(p, 'post'))}"
+        f"<div class='card'><div>{images}</div><p>{_v(p, 'card_headline')}</p></div></div>"
+    )
+
+
+def _email(p: Platform, asset: dict[str, Any], images: str) -> str:
+    return (
+        f"<div class='ad email'><p><b>Subject: {_v(p, 'subject')}</b></p>{_line(_v(p, 'preheader'), 'muted')}"
+        f"{_line(_v(p, 'body'))}<div>{images}</div>{_button(asset)}</div>"
+    )
+
+
+LAYOUTS: dict[str, Callable[[Platform, dict[str, Any], str], str]] = {
+    "google_search": _search, "display": _display, "facebook": _meta, "instagram": _meta,
+    "linkedin": _linkedin, "x": _x, "email": _email,
+}  # fmt: skip
 
 
 def _scores(asset: dict[str, Any]) -> str:

@@ -83,6 +83,22 @@ def test_wrapped_lines_fit_and_lose_nothing(text: str):
     assert measured["headline_lines"] >= 1 and image.size == (1200, 628)
 
 
+def test_a_display_image_gets_both_shapes_of_a_responsive_display_ad(tmp_path: Path):
+    """Google's display ad takes a 1.91:1 and a 1:1 image: one creative each, the first with the id a
+    creative in the channel's size always had."""
+    source = tmp_path / "img.png"
+    NOISE.save(source)
+    row = {"image_id": "image-0123456789abcdef0123", "copy_id": "copy-1", "brief_id": "b1",
+           "channel": "display", "headline": "Fresh", "cta": "Buy", "path": str(source)}  # fmt: skip
+    jobs = creatives.plan_creatives([row], FONT)
+    assert [j.size for j in jobs] == [(1200, 628), (1200, 1200)]
+    assert jobs[0].creative_id == make_id("creative", row["image_id"], "Fresh", "Buy", SIZES["display"], FONT,
+                                          creatives.LAYOUT)  # fmt: skip
+    made, refused = creatives.render_creatives.fn(jobs, FONT, ArtifactStore(tmp_path / "art"))
+    assert refused == [] and [(r.width, r.height) for r in made] == [(1200, 628), (1200, 1200)]
+    assert [Image.open(r.path).size for r in made] == [(1200, 628), (1200, 1200)]
+
+
 def test_text_that_cannot_fit_is_refused_not_cut():
     with pytest.raises(creatives.TextDoesNotFit):
         compose(NOISE, "word " * 400, "Go", (1200, 628), FONT)

@@ -21,7 +21,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRun
 from adforge.flows.cli import main
 from adforge.flows.generate_campaigns import generate_campaigns
 from adforge.tasks.ad_sets import SOURCES
-from adforge.tasks.creatives import MIN_CONTRAST, SIZES
+from adforge.tasks.creatives import MIN_CONTRAST, sizes
 from adforge.tasks.platforms import PLATFORM_FORMATS, problems
 from adforge.tasks.sample_briefs import write_sample_briefs
 
@@ -213,18 +213,20 @@ def test_export_and_query_formats(run, tmp_path: Path):
         assert ids == expected, fmt
 
 
-def test_one_creative_per_image_in_its_channel_format(run):
+def test_one_creative_per_image_in_each_of_its_platforms_shapes(run):
     summary, db, _ = run
-    assert summary["creatives"] == summary["images"]
     rows = db.rows(
         "SELECT k.path, k.width, k.height, c.channel, k.contrast_ratio, k.image_id FROM creatives k "
         "JOIN copies c USING (copy_id) JOIN images i USING (image_id)"
     )
-    assert len(rows) == summary["creatives"]
+    images = db.rows("SELECT c.channel FROM images JOIN copies c USING (copy_id)")
+    assert len(rows) == summary["creatives"] == sum(len(sizes(channel)) for (channel,) in images)
     for path, width, height, channel, contrast, _ in rows:
-        assert (width, height) == SIZES[channel] == Image.open(path).size
+        assert (width, height) in sizes(channel) and (width, height) == Image.open(path).size
         assert contrast >= MIN_CONTRAST
-    assert len({r[5] for r in rows}) == len(rows), "one creative per image"
+    shapes = {(r[5], r[1], r[2]) for r in rows}
+    assert len(shapes) == len(rows), "one creative per image and shape"
+    assert any(channel == "display" for (channel,) in images), "the sample briefs have display ads"
 
 
 def test_report_renders_in_a_real_browser(run):
