@@ -125,7 +125,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.format:
         return export_platform(args, settings, limits)
     try:
-        counts = export_run(args.db or settings.db, args.to, args.run, settings.db_wait_s, **limits)
+        db, pending = args.db or settings.db, args.include_pending
+        counts = export_run(db, args.to, args.run, settings.db_wait_s, pending, **limits)
     except (duckdb.Error, FileNotFoundError, DatabaseBusy, DatabaseCorrupt, OSError) as e:
         return error(e, 1)
     for table, rows in counts.items():
@@ -150,16 +151,25 @@ def export_platform(args: argparse.Namespace, settings: Settings, limits: dict[s
         "SELECT copy_id, run_id, brief_id, campaign_id, brand, channel, headline, body, cta, creative_paths, "
         "(SELECT list((a.field, a.position, a.text)) FROM copy_assets a WHERE a.copy_id = v.copy_id) "
         "AS assets "
-        "FROM v_assets v WHERE list_contains(?, channel) AND (? IS NULL OR run_id = ?) ORDER BY copy_id"
+        "FROM v_assets v WHERE list_contains(?, channel) AND (? IS NULL OR run_id = ?) "
+        "AND (? OR review_status = 'approved') ORDER BY copy_id"
     )
-    params = [list(EXPORT_FORMATS[args.format]), args.run, args.run]
+    params = [list(EXPORT_FORMATS[args.format]), args.run, args.run, args.include_pending]
+    unapproved = (
+        "SELECT count(*) AS n FROM v_assets WHERE list_contains(?, channel) AND (? IS NULL OR run_id = ?) "
+        "AND NOT ? AND review_status <> 'approved'"
+    )
     try:
+        left_out = read_rows(args.db or settings.db, unapproved, params, settings.db_wait_s, **limits)[0]["n"]
         rows = read_rows(args.db or settings.db, sql, params, settings.db_wait_s, **limits)
         result = write_export(stored_ads(rows, kits), args.format, args.to)
     except (duckdb.Error, FileNotFoundError, DatabaseBusy, DatabaseCorrupt, OSError) as e:
         return error(e, 1)
     for copy_id, reason in result.refused:
         print(f"refused {printable(copy_id)}: {printable(reason)}", file=sys.stderr)
+    if left_out:
+        print(f"left out {left_out} ads not approved (adforge approve; --include-pending exports them)",
+              file=sys.stderr)  # fmt: skip
     print(f"{result.files[0]}: {result.written_rows} ads; {len(result.refused)} refused")
     return 0
 
@@ -204,6 +214,52 @@ def cmd_quality(args: argparse.Namespace) -> int:
         rows += [[printable(m), shown(x), shown(y), change(d)] for m, x, y, d in measures]
     print("\n".join(table(rows)))
     return 0
+
+
+def cmd_decide(args: argparse.Namespace) -> int:
+    """Approve or reject ads by copy id (or every pending one), as one reviewer."""
+    import getpass
+    import uuid
+
+    import duckdb
+
+    from adforge.storage.db import DatabaseBusy, DatabaseCorrupt, Store
+    from adforge.storage.lake import is_lake
+    from adforge.tasks.domain import ReviewRow
+    from adforge.tasks.untrusted import printable
+
+    settings = load_settings(args.config)
+    decision = "approved" if args.command == "approve" else "rejected"
+    reviewer = (args.reviewer or os.environ.get("ADFORGE_REVIEWER") or getpass.getuser()).strip()
+    reason = (getattr(args, "reason", None) or "").strip() or None
+    if decision == "rejected" and not reason:
+        return error(ValueError("--reason: say why the ads are rejected"), 2)
+    if not args.ids and not args.all_pending:
+        return error(ValueError("name copy ids, or --all-pending"), 2)
+    sql = (
+        "SELECT copy_id FROM v_review_status WHERE (? IS NULL OR run_id = ?) "
+        "AND (list_contains(?, copy_id) OR (? AND status = 'pending')) ORDER BY copy_id"
+    )
+    db = args.db or settings.db
+    if not is_lake(db) and not Path(db).is_file():
+        return error(FileNotFoundError(f"no database at {db}"), 1)
+    store = Store(db, settings.db_wait_s, settings.lake_data)
+    try:
+        found = [r["copy_id"] for r in store.fetch(sql, [args.run, args.run, args.ids, args.all_pending])]
+        rows = [
+            ReviewRow(f"review-{uuid.uuid4().hex}", copy_id, decision, reviewer, reason) for copy_id in found
+        ]
+        store.write({"reviews": rows})
+    except (duckdb.Error, DatabaseBusy, DatabaseCorrupt, OSError) as e:
+        return error(e, 1)
+    finally:
+        store.close()
+    unknown = sorted(set(args.ids) - set(found))
+    for copy_id in unknown:
+        where = f" in run {args.run}" if args.run else ""
+        print(f"adforge: error: no ad {printable(copy_id)}{where}", file=sys.stderr)
+    print(f"{decision} {len(rows)} ads as {printable(reviewer)}")
+    return 1 if unknown else 0
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -336,6 +392,10 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     kits_help = "brand kits, for final URLs and business names (default: the brand_kits setting)"
     export.add_argument("--brand-kits", metavar="FOLDER", help=kits_help)
+    export.add_argument(
+        "--include-pending", action="store_true",
+        help="export ads not approved yet (pending or rejected) too; by default only approved ads leave",
+    )  # fmt: skip
     export.add_argument("--db", help="DuckDB file (default: the db setting)")
     add_limit_flags(export)
     export.set_defaults(func=cmd_export)
@@ -378,6 +438,26 @@ def build_parser() -> argparse.ArgumentParser:
     quality.add_argument("--db", help="DuckDB file (default: the db setting)")
     add_limit_flags(quality)
     quality.set_defaults(func=cmd_quality)
+
+    for name, verb in (("approve", "approve"), ("reject", "reject")):
+        decide = commands.add_parser(
+            name,
+            help=f"{verb} ads by copy id, as a reviewer (exports take approved ads only)",
+            description=f"Record that the reviewer {verb}s these ads (copy ids, e.g. from `adforge query "
+            "\"select copy_id from v_assets where review_status = 'pending'\"`). Every decision is a row "
+            "in reviews; v_review_status and v_assets.review_status show the latest. Exit status: 0 done, 1 "
+            "an id is not an ad (the others are recorded) or the database could not be written, 2 bad flags.",
+        )
+        decide.add_argument("ids", nargs="*", metavar="ID", help="copy ids")
+        decide.add_argument("--run", help="only ads of this run (with --all-pending: every pending ad of it)")
+        decide.add_argument("--all-pending", action="store_true", help=f"{verb} every ad still pending")
+        if name == "reject":
+            decide.add_argument("--reason", required=True, help="why (stored with each decision)")
+        decide.add_argument(
+            "--reviewer", help="who decides (default: ADFORGE_REVIEWER, else the system user)"
+        )
+        decide.add_argument("--db", help="DuckDB file (default: the db setting)")
+        decide.set_defaults(func=cmd_decide)
 
     schema = commands.add_parser(
         "schema",

@@ -108,4 +108,9 @@ class Run:
         counts = asdict(self.counts)
         self.store.finish_run(self.run_id, finished_at=datetime.now(UTC), wall_s=wall, **counts)
         seconds = {f"{r.stage}_s": round(r.seconds, 2) for r in self.stages}
-        return {"run_id": self.run_id, **counts, **seconds, "wall_s": wall} | ({"note": note} if note else {})
+        # Ads written by this run that no one has approved or rejected yet: exports leave them out.
+        pending = self.store.fetch(
+            "SELECT count(*) AS n FROM v_review_status WHERE run_id = ? AND status = 'pending'", [self.run_id]
+        )[0]["n"]
+        summary = {"run_id": self.run_id, **counts, **seconds, "wall_s": wall, "awaiting_review": pending}
+        return summary | ({"note": note} if note else {})

@@ -18,7 +18,10 @@ from adforge.storage.db import open_existing
 FORMATS = ("table", "csv", "json", "parquet")
 # Every table with a run_id column; `adforge export` writes one Parquet file per table.
 RUN_TABLES = ("runs", "run_stages", "briefs", "rejected_briefs", "rejected_files", "copies", "images",
-              "creatives", "failures", "ingested_files")  # fmt: skip
+              "creatives", "failures", "ingested_files", "copy_assets", "reviews")  # fmt: skip
+# The tables that hold ads: exported for approved ads only, unless pending and rejected ones are asked for.
+AD_TABLES = ("copies", "images", "creatives", "copy_assets")
+APPROVED = "copy_id IN (SELECT copy_id FROM v_review_status WHERE status = 'approved')"
 BATCH_ROWS = 65_536  # rows held in memory at once while a result is written
 
 
@@ -56,20 +59,28 @@ def write_result(batches: pa.RecordBatchReader, fmt: str, out: str | None) -> in
 
 
 def export_run(
-    db: str | Path, out_dir: str | Path, run_id: str | None, wait_s: float = 60.0, **limits: Any
+    db: str | Path,
+    out_dir: str | Path,
+    run_id: str | None,
+    wait_s: float = 60.0,
+    include_pending: bool = False,
+    **limits: Any,
 ) -> dict[str, int]:
     """One Parquet file per table with the rows of run_id (all rows if None), read on the same
-    locked-down connection as `adforge query`; returns rows per table."""
+    locked-down connection as `adforge query`; the ads' tables (AD_TABLES) hold approved ads only unless
+    include_pending. Returns rows per table."""
     con = open_existing(db, wait_s, **limits)
     try:
         if run_id and not con.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchall():
             raise ValueError(f"no run {run_id!r} in {db}")
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        where, params = ("WHERE run_id = ?", [run_id]) if run_id else ("", [])
+        params = [run_id] if run_id else []
         return {
             name: write_result(
-                con.sql(f"SELECT * FROM {name} {where}", params=params).fetch_record_batch(BATCH_ROWS),
+                con.sql(
+                    f"SELECT * FROM {name} WHERE {_where(name, run_id, include_pending)}", params=params
+                ).fetch_record_batch(BATCH_ROWS),
                 "parquet",
                 str(out / f"{name}.parquet"),
             )
@@ -77,6 +88,13 @@ def export_run(
         }
     finally:
         con.close()
+
+
+def _where(table: str, run_id: str | None, include_pending: bool) -> str:
+    conditions = (["run_id = ?"] if run_id else []) + (
+        [APPROVED] if table in AD_TABLES and not include_pending else []
+    )
+    return " AND ".join(conditions) or "true"
 
 
 def _flat(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:

@@ -264,6 +264,24 @@ def m010_platform_assets(con: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
+@migration
+def m011_reviews(con: duckdb.DuckDBPyConnection) -> None:
+    # A person's decisions on ads; v_review_status has each ad's current status.
+    con.execute("""
+        CREATE TABLE reviews (
+            review_id VARCHAR PRIMARY KEY,
+            item_id VARCHAR NOT NULL,
+            decision VARCHAR NOT NULL,  -- approved, rejected, edited
+            reason VARCHAR,
+            field VARCHAR,
+            before VARCHAR,
+            after VARCHAR,
+            reviewer VARCHAR NOT NULL,
+            created_at TIMESTAMPTZ DEFAULT current_timestamp
+        );
+    """)
+
+
 def _platform_view(name: str, channels: tuple[str, ...], fields: tuple[tuple[str, str, int], ...]) -> str:
     columns = ",\n".join(
         f"max(a.text) FILTER (a.field = '{field}' AND a.position = {position}) AS {column}"
@@ -288,6 +306,16 @@ def _platform_view(name: str, channels: tuple[str, ...], fields: tuple[tuple[str
 VIEWS = (
     "".join(_platform_view(*view) for view in PLATFORM_VIEWS)
     + """
+        CREATE OR REPLACE VIEW v_review_status AS
+        SELECT c.copy_id, c.run_id, coalesce(r.status, 'pending') AS status, r.reason, r.reviewer,
+               r.decided_at
+        FROM copies c
+        LEFT JOIN (
+            SELECT item_id AS copy_id, arg_max(decision, created_at) AS status,
+                   arg_max(reason, created_at) AS reason, arg_max(reviewer, created_at) AS reviewer,
+                   max(created_at) AS decided_at
+            FROM reviews WHERE decision IN ('approved', 'rejected') GROUP BY item_id
+        ) r USING (copy_id);
         CREATE OR REPLACE VIEW v_copy_scores AS
         SELECT c.copy_id, c.relevance, c.readability,
                1 - max(list_cosine_similarity(c.embedding, o.embedding)) AS diversity, c.score_model
@@ -300,10 +328,12 @@ VIEWS = (
                b.language, c.channel, c.variant, c.headline, c.body, c.cta, c.image_prompt, c.text_model,
                c.attempts, c.checks, c.similarity, c.relevance, s.diversity, c.readability,
                coalesce(i.images, 0) AS images, coalesce(i.image_paths, []::VARCHAR[]) AS image_paths,
-               coalesce(k.creative_paths, []::VARCHAR[]) AS creative_paths, c.created_at
+               coalesce(k.creative_paths, []::VARCHAR[]) AS creative_paths, c.created_at,
+               coalesce(rs.status, 'pending') AS review_status
         FROM copies c
         JOIN briefs b USING (brief_id, brief_hash)
         LEFT JOIN v_copy_scores s USING (copy_id)
+        LEFT JOIN v_review_status rs USING (copy_id)
         LEFT JOIN (
             SELECT copy_id, count(*) AS images, list(path ORDER BY image_index) AS image_paths
             FROM images GROUP BY copy_id

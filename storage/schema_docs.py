@@ -223,6 +223,27 @@ DOCS: dict[str, tuple[str, dict[str, str]]] = {
         "image_paths": "their files, by image_index",
         "creative_paths": "the finished creatives made from them, by image_index",
         "created_at": "when the copy was written",
+        "review_status": "v_review_status.status: pending, approved or rejected",
+    }),
+    "reviews": ("One row per decision a person made on an ad: approve, reject or edit.", {
+        "review_id": "review-<random>",
+        "item_id": "the ad: copies.copy_id",
+        "decision": "approved, rejected or edited",
+        "reason": "why, for a rejection (required) or any decision",
+        "field": "the edited field, for an edit",
+        "before": "its text before the edit",
+        "after": "its text after the edit",
+        "reviewer": "who decided: --reviewer, ADFORGE_REVIEWER or the system user",
+        "created_at": "when",
+    }),
+    "v_review_status": ("One row per ad (copy): its current review status, from its latest approval or "
+                        "rejection.", {
+        "copy_id": "copies.copy_id",
+        "run_id": "the run that wrote the copy",
+        "status": "pending (no decision yet), approved or rejected",
+        "reason": "the latest decision's reason",
+        "reviewer": "who made the latest decision",
+        "decided_at": "when",
     }),
     "v_run_summary": ("One row per run: counts, rates and seconds per stage side by side.", {
         "run_id": "runs.run_id",

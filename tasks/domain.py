@@ -159,6 +159,21 @@ class AssetRow:
 
 
 @dataclass
+class ReviewRow:
+    """A person's decision on an ad (a copy and its creatives): approved, rejected (with a reason) or edited
+    (a field's text before and after)."""
+
+    review_id: str
+    item_id: str  # copies.copy_id
+    decision: str  # approved, rejected, edited
+    reviewer: str
+    reason: str | None = None
+    field: str | None = None
+    before: str | None = None
+    after: str | None = None
+
+
+@dataclass
 class ImageJob:
     image_id: str
     copy_id: str

@@ -192,7 +192,17 @@ def test_report_and_dashboard_artifacts(run):
 def test_export_and_query_formats(run, tmp_path: Path):
     summary, db, settings = run
     out = tmp_path / "export"
-    assert main(["export", "--run", summary["run_id"], "--to", str(out), "--db", settings["db"]]) == 0
+    argv = [
+        "export",
+        "--run",
+        summary["run_id"],
+        "--to",
+        str(out),
+        "--db",
+        settings["db"],
+        "--include-pending",
+    ]
+    assert main(argv) == 0
     assert pq.read_table(out / "copies.parquet").num_rows == summary["copies"]
     assert pq.read_table(out / "images.parquet").num_rows == summary["images"]
     assert pq.read_table(out / "runs.parquet").column("run_id").to_pylist() == [summary["run_id"]]

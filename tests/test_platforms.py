@@ -510,6 +510,7 @@ def test_stored_ads_export_through_the_cli(settings, tmp_path: Path, capsys):
             "SELECT count(*) FROM copies WHERE copy_id NOT IN (SELECT copy_id FROM copy_assets)"
         ).fetchone()[0]
     assert search and without == 0
+    assert main(["approve", "--all-pending", "--db", settings.db]) == 0
     for fmt in EXPORT_FORMATS:
         out = tmp_path / fmt
         assert (

@@ -239,7 +239,7 @@ def test_export_and_quality_read_in_the_sandbox(
     backend: Backend, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ):
     before = backend.snapshot()
-    assert main(["export", "--db", backend.db, "--to", str(tmp_path / "export")]) == 0
+    assert main(["export", "--db", backend.db, "--to", str(tmp_path / "export"), "--include-pending"]) == 0
     for table in RUN_TABLES:
         rows = read_rows(backend.db, f"SELECT count(*) AS n FROM {table}", [])[0]["n"]
         assert pq.read_table(tmp_path / "export" / f"{table}.parquet").num_rows == rows, table
