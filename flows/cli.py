@@ -262,6 +262,26 @@ def cmd_decide(args: argparse.Namespace) -> int:
     return 1 if unknown else 0
 
 
+def cmd_review(args: argparse.Namespace) -> int:
+    """Serve the review app until interrupted."""
+    import getpass
+
+    from adforge.flows.review_app import check_host, serve
+    from adforge.storage.lake import is_lake
+
+    settings = load_settings(args.config)
+    db = args.db or settings.db
+    if not is_lake(db) and not Path(db).is_file():
+        return error(FileNotFoundError(f"no database at {db}"), 1)
+    token = args.token or os.environ.get("ADFORGE_REVIEW_TOKEN", "")
+    reviewer = (args.reviewer or os.environ.get("ADFORGE_REVIEWER") or getpass.getuser()).strip()
+    check_host(args.host, token)
+    where = f"http://{args.host}:{args.port}/"
+    print(f"reviewing {db} at {where}{' (with its token: ?token=...)' if token else ''}; Ctrl-C stops")
+    serve(settings, db, args.host, args.port, token, args.read_only, reviewer)
+    return 0
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     import duckdb
 
@@ -458,6 +478,30 @@ def build_parser() -> argparse.ArgumentParser:
         )
         decide.add_argument("--db", help="DuckDB file (default: the db setting)")
         decide.set_defaults(func=cmd_decide)
+
+    review = commands.add_parser(
+        "review",
+        help="serve a local web page where a person approves, rejects or edits the stored ads",
+        description="Serve the review gallery: ads grouped by brief and channel with their creatives, "
+        "platform fields, scores and rule checks; approve, reject with a reason, or edit a headline, body or "
+        "CTA (checked against the rules, its creatives drawn again). Binds to 127.0.0.1; any other address "
+        "needs a token. Exit status: 0 stopped, 1 no database, 2 bad flags (public --host, no token).",
+    )
+    review.add_argument("--db", help="DuckDB file or ducklake: catalog (default: the db setting)")
+    review.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    review.add_argument("--port", type=int, default=8765, help="port to listen on (default: 8765)")
+    review.add_argument(
+        "--token", help="secret every request must carry (?token= once, then a cookie; or Authorization: "
+        "Bearer); needed for any --host but loopback (default: ADFORGE_REVIEW_TOKEN)",
+    )  # fmt: skip
+    review.add_argument(
+        "--read-only", action="store_true", help="show the ads without any form; refuse decisions"
+    )
+    review.add_argument(
+        "--reviewer",
+        help="who decides, stored with each decision (default: ADFORGE_REVIEWER, else the system user)",
+    )
+    review.set_defaults(func=cmd_review)
 
     schema = commands.add_parser(
         "schema",

@@ -270,6 +270,55 @@ class Store:
         self.write({"runs": [{**run, "host": host, "pid": os.getpid()}]})
         return stale
 
+    def edit_copy(
+        self,
+        copy_id: str,
+        field: str,
+        text: str,
+        checks: str,
+        asset: str | None,
+        creatives: Rows,
+        review: Any,
+    ) -> None:
+        """A reviewer's edit, in one transaction: the copy's field (headline, body or cta) and its checks, the
+        first value of the platform field `asset` it fills (if any), its creatives replaced by `creatives`
+        (when they are new: an edit of the body draws the same ones), and the `edited` review row."""
+        if field not in ("headline", "body", "cta"):
+            raise ValueError(f"not an editable field: {field}")
+        new = _arrow(creatives)
+        tables = {"reviews": _arrow([review])} | ({"creatives": new} if new.num_rows else {})
+        kept = new.column("creative_id").to_pylist() if new.num_rows else []
+
+        def edit() -> None:
+            with self.connect(patient=True) as con:
+                con.execute("BEGIN")
+                con.execute(
+                    f"UPDATE copies SET {field} = ?, checks = ? WHERE copy_id = ?", [text, checks, copy_id]
+                )
+                if asset:
+                    con.execute(
+                        "UPDATE copy_assets SET text = ? WHERE copy_id = ? AND field = ? AND position = "
+                        "(SELECT min(position) FROM copy_assets WHERE copy_id = ? AND field = ?)",
+                        [text, copy_id, asset, copy_id, asset],
+                    )
+                if new.num_rows:
+                    con.execute(
+                        "DELETE FROM creatives WHERE copy_id = ? AND NOT list_contains(?, creative_id)",
+                        [copy_id, kept],
+                    )
+                for table, rows in tables.items():
+                    con.register("incoming", rows)
+                    sql = (
+                        lake.insert_sql(table, rows.column_names)
+                        if self.lake
+                        else f"INSERT OR IGNORE INTO {table} BY NAME SELECT * FROM incoming"
+                    )
+                    con.execute(sql)
+                    con.unregister("incoming")
+                con.execute("COMMIT")
+
+        self._retry(edit)
+
     def finish_run(self, run_id: str, **fields: Any) -> None:
         names = ", ".join(f"{k} = ?" for k in fields)
 
