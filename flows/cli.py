@@ -489,7 +489,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     review.add_argument("--db", help="DuckDB file or ducklake: catalog (default: the db setting)")
     review.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    review.add_argument("--port", type=int, default=8765, help="port to listen on (default: 8765)")
+    review.add_argument(
+        "--port", type=int, default=8765, help="port to listen on (default: 8765)"
+    )  # review_app.PORT
     review.add_argument(
         "--token", help="secret every request must carry (?token= once, then a cookie; or Authorization: "
         "Bearer); needed for any --host but loopback (default: ADFORGE_REVIEW_TOKEN)",

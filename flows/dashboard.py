@@ -57,8 +57,11 @@ def copy_sample(summary: dict[str, Any], assets: list[dict[str, Any]]) -> str:
 
 
 def publish(summary: dict[str, Any], failures: list[dict[str, Any]], assets: list[dict[str, Any]],
-            report_uri: str) -> None:  # fmt: skip
-    """Create the run's three artifacts, keyed so the dashboard keeps each one's history."""
+            report_uri: str, review_uri: str = "") -> None:  # fmt: skip
+    """Create the run's three artifacts, keyed so the dashboard keeps each one's history; the report's says
+    how many ads await review and where (`adforge review`)."""
+    waiting = summary.get("awaiting_review") or 0
+    review = f" {waiting} ads await review: run `adforge review`, then open {review_uri}" if waiting else ""
     create_table_artifact(
         summary_table(summary, failures), key="run-summary", description=f"Summary of {summary['run_id']}"
     )
@@ -67,5 +70,6 @@ def publish(summary: dict[str, Any], failures: list[dict[str, Any]], assets: lis
     )
     create_link_artifact(
         report_uri, link_text=f"Report of {summary['run_id']}", key="run-report",
-        description="Static HTML page with every copy, creative, failure and rejected row of the run",
+        description=f"Static HTML page with every copy, creative, failure and rejected row of the run."
+        f"{review}",
     )  # fmt: skip

@@ -12,6 +12,7 @@ from prefect.runtime import flow_run
 from adforge.flows.dashboard import publish
 from adforge.flows.executor import Executor, Outcome, executor
 from adforge.flows.overrides import run_settings
+from adforge.flows.review_app import run_link
 from adforge.flows.run import Run
 from adforge.flows.settings import load_settings
 from adforge.storage.artifacts import ArtifactError
@@ -249,9 +250,10 @@ def write_report(run: Run, summary: dict[str, Any]) -> str:
         platform.setdefault(r["copy_id"], {}).setdefault(r["field"], []).append(r["text"])
     for a in assets:
         a["platform"] = platform.get(a["copy_id"], {})
-    html = render_report(summary, assets, failures, rejected, run.artifacts.location("reports"))
+    review = run_link(run.run_id)
+    html = render_report(summary, assets, failures, rejected, run.artifacts.location("reports"), review)
     path, _ = run.artifacts.write("reports", run.run_id, ".html", html.encode())
-    publish(summary, failures, assets, run.artifacts.uri(path))
+    publish(summary, failures, assets, run.artifacts.uri(path), review)
     return path
 
 

@@ -41,6 +41,7 @@ from adforge.tasks.untrusted import printable
 logger = logging.getLogger(__name__)
 
 PAGE_ADS = 48
+PORT = 8765  # `adforge review`'s default
 FILTERS = ("run", "brand", "campaign", "channel", "status")
 STATUSES = ("pending", "approved", "rejected", "all")
 EDITABLE = ("headline", "body", "cta")
@@ -380,3 +381,8 @@ def serve(
     check_host(host, token)
     app = create_app(settings, db, token, read_only, reviewer)
     uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning")
+
+
+def run_link(run_id: str) -> str:
+    """The gallery of one run's pending ads, on `adforge review`'s default address."""
+    return f"http://127.0.0.1:{PORT}/?{urlencode({'run': run_id, 'status': 'pending'})}"

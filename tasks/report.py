@@ -36,13 +36,20 @@ def render_report(
     failures: list[dict[str, Any]],
     rejected: list[dict[str, Any]],
     folder: str,
+    review_url: str = "",
 ) -> str:
-    """HTML for one run; image links are relative to `folder`, where the page is saved."""
+    """HTML for one run; image links are relative to `folder`, where the page is saved; `review_url` is the
+    review gallery of the run's pending ads."""
     run_id = escape(summary["run_id"])
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>adforge {run_id}</title>",
              f"<style>{STYLE}</style></head><body><h1>Run {run_id}</h1>", _table(summary)]  # fmt: skip
     if summary.get("note"):
         parts.append(f"<p>{escape(summary['note'])}</p>")
+    if summary.get("awaiting_review"):
+        link = f" <a href='{escape(review_url)}'>{escape(review_url)}</a>" if review_url else ""
+        waiting = f"{summary['awaiting_review']} ads await review"
+        parts.append(f"<p class='review'>{waiting}: run <code>adforge review</code>, then open{link}. "
+                     "Exports take approved ads only.</p>")  # fmt: skip
     parts.append(f"<h2>Copy written by this run ({len(assets)})</h2>")
     key = lambda a: (a["brand"], a["brief_id"])  # noqa: E731
     for (brand, brief_id), rows in groupby(sorted(assets, key=key), key=key):

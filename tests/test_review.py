@@ -48,6 +48,9 @@ def test_new_ads_await_review_and_the_summary_says_how_many(ran):
     summary, db, _ = ran
     assert set(statuses(db).values()) == {"pending"}
     assert summary["awaiting_review"] == summary["copies"] > 0
+    page = Path(summary["report"]).read_text()
+    link = f"http://127.0.0.1:8765/?run={summary['run_id']}&amp;status=pending"
+    assert f"{summary['copies']} ads await review" in page and f"<a href='{link}'>" in page
 
 
 def test_approve_and_reject_by_id_then_every_pending_one(ran, capsys):
