@@ -7,6 +7,7 @@ leaves them out."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -84,6 +85,32 @@ def real_settings(models_dir: str, tmp_path: Path) -> Settings:
         overrides={"models_dir": models_dir, "db": str(tmp_path / "adforge.duckdb"),
                    "artifacts": str(tmp_path / "artifacts")}
     )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def sample_run(tmp_path_factory: pytest.TempPathFactory):
+    """One fake-generator run of the sample briefs with their kits, shared by the session: tests that change
+    the database take their own copy (sample_db)."""
+    from adforge.flows.generate_campaigns import generate_campaigns
+    from adforge.tasks.sample_brand_kits import write_sample_kits
+    from adforge.tasks.sample_briefs import write_sample_briefs
+
+    root = tmp_path_factory.mktemp("sample-run")
+    briefs, kits = root / "briefs" / "sample.parquet", root / "kits"
+    write_sample_briefs(briefs)
+    write_sample_kits(kits)
+    settings = load_settings(overrides={"db": str(root / "a.duckdb"), "artifacts": str(root / "artifacts"),
+                                        "brand_kits": str(kits), **FAKES})  # fmt: skip
+    return generate_campaigns(briefs=[str(briefs.parent)], settings=settings.to_dict()), settings
+
+
+@pytest.fixture
+def sample_db(sample_run, tmp_path: Path):
+    """(summary, path of a copy of the sample run's database, settings): a database this test may change."""
+    summary, settings = sample_run
+    db = tmp_path / "a.duckdb"
+    shutil.copy(settings.db, db)
+    return summary, str(db), settings
 
 
 def free_port() -> int:

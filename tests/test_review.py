@@ -4,39 +4,14 @@ only (fake generators, real DuckDB)."""
 from __future__ import annotations
 
 import csv
-import shutil
 from pathlib import Path
 
 import duckdb
 import pyarrow.parquet as pq
 import pytest
-from fakes import FAKES
 
 from adforge.flows.cli import main
 from adforge.flows.generate_campaigns import generate_campaigns
-from adforge.flows.settings import load_settings
-from adforge.tasks.sample_brand_kits import write_sample_kits
-from adforge.tasks.sample_briefs import write_sample_briefs
-
-
-@pytest.fixture(scope="module")
-def stored(tmp_path_factory: pytest.TempPathFactory):
-    """One run of the sample briefs with their kits, shared: each test decides on its own copy of the db."""
-    root = tmp_path_factory.mktemp("review")
-    briefs, kits = root / "briefs" / "sample.parquet", root / "kits"
-    write_sample_briefs(briefs)
-    write_sample_kits(kits)
-    settings = load_settings(overrides={"db": str(root / "a.duckdb"), "artifacts": str(root / "artifacts"),
-                                        "brand_kits": str(kits), **FAKES})  # fmt: skip
-    return generate_campaigns(briefs=[str(briefs.parent)], settings=settings.to_dict()), settings
-
-
-@pytest.fixture
-def ran(stored, tmp_path: Path):
-    summary, settings = stored
-    db = tmp_path / "a.duckdb"
-    shutil.copy(settings.db, db)
-    return summary, str(db), settings
 
 
 def statuses(db: str) -> dict[str, str]:
@@ -44,8 +19,8 @@ def statuses(db: str) -> dict[str, str]:
         return dict(con.execute("SELECT copy_id, review_status FROM v_assets").fetchall())
 
 
-def test_new_ads_await_review_and_the_summary_says_how_many(ran):
-    summary, db, _ = ran
+def test_new_ads_await_review_and_the_summary_says_how_many(sample_db):
+    summary, db, _ = sample_db
     assert set(statuses(db).values()) == {"pending"}
     assert summary["awaiting_review"] == summary["copies"] > 0
     page = Path(summary["report"]).read_text()
@@ -53,8 +28,8 @@ def test_new_ads_await_review_and_the_summary_says_how_many(ran):
     assert f"{summary['copies']} ads await review" in page and f"<a href='{link}'>" in page
 
 
-def test_approve_and_reject_by_id_then_every_pending_one(ran, capsys):
-    _, db, _ = ran
+def test_approve_and_reject_by_id_then_every_pending_one(sample_db, capsys):
+    _, db, _ = sample_db
     first, second, *rest = sorted(statuses(db))
     assert main(["approve", first, "--db", db, "--reviewer", "alice"]) == 0
     assert "approved 1 ads as alice" in capsys.readouterr().out
@@ -72,8 +47,8 @@ def test_approve_and_reject_by_id_then_every_pending_one(ran, capsys):
         assert con.execute("SELECT count(*) FROM reviews").fetchone()[0] == 3 + len(rest)
 
 
-def test_bad_decisions_are_refused_with_a_reason(ran, capsys, tmp_path: Path):
-    _, db, _ = ran
+def test_bad_decisions_are_refused_with_a_reason(sample_db, capsys, tmp_path: Path):
+    _, db, _ = sample_db
     one = sorted(statuses(db))[0]
     with pytest.raises(SystemExit) as refused:
         main(["reject", one, "--db", db])  # no --reason
@@ -91,8 +66,8 @@ def test_bad_decisions_are_refused_with_a_reason(ran, capsys, tmp_path: Path):
     assert not (tmp_path / "missing.duckdb").exists()
 
 
-def test_exports_take_approved_ads_unless_told_otherwise(ran, tmp_path: Path, capsys):
-    _, db, settings = ran
+def test_exports_take_approved_ads_unless_told_otherwise(sample_db, tmp_path: Path, capsys):
+    _, db, settings = sample_db
     with duckdb.connect(db, read_only=True) as con:
         sql = "SELECT copy_id FROM copies WHERE channel IN ('facebook', 'instagram') ORDER BY 1"
         meta = [r[0] for r in con.execute(sql).fetchall()]
@@ -127,8 +102,8 @@ def test_exports_take_approved_ads_unless_told_otherwise(ran, tmp_path: Path, ca
     assert sorted(names) == meta and len(copies) == len(statuses(db))
 
 
-def test_decisions_survive_a_rerun(ran):
-    _, db, settings = ran
+def test_decisions_survive_a_rerun(sample_db):
+    _, db, settings = sample_db
     one = sorted(statuses(db))[0]
     assert main(["approve", one, "--db", db]) == 0
     briefs = str(Path(settings.brand_kits).parent / "briefs")

@@ -15,44 +15,19 @@ import duckdb
 import pytest
 import uvicorn
 from conftest import free_port
-from fakes import FAKES
 from starlette.testclient import TestClient
 
 from adforge.flows import review_app
 from adforge.flows.cli import main
-from adforge.flows.generate_campaigns import generate_campaigns
 from adforge.flows.review_app import create_app
-from adforge.flows.settings import load_settings
 from adforge.storage.db import Store
 from adforge.tasks.ad_sets import SOURCES
 from adforge.tasks.brand_kits import load_kits
 from adforge.tasks.creatives import plan_creatives
-from adforge.tasks.sample_brand_kits import write_sample_kits
-from adforge.tasks.sample_briefs import write_sample_briefs
 
 OUTPUT = Path(__file__).resolve().parent.parent / "test-output"  # kept for review after the run
 ORIGIN = {"origin": "http://testserver"}
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
-
-
-@pytest.fixture(scope="module")
-def stored(tmp_path_factory: pytest.TempPathFactory):
-    """One run of the sample briefs with their kits, shared: each test reviews its own copy of the db."""
-    root = tmp_path_factory.mktemp("review-app")
-    briefs, kits = root / "briefs" / "sample.parquet", root / "kits"
-    write_sample_briefs(briefs)
-    write_sample_kits(kits)
-    settings = load_settings(overrides={"db": str(root / "a.duckdb"), "artifacts": str(root / "artifacts"),
-                                        "brand_kits": str(kits), **FAKES})  # fmt: skip
-    return generate_campaigns(briefs=[str(briefs.parent)], settings=settings.to_dict()), settings
-
-
-@pytest.fixture
-def ran(stored, tmp_path: Path):
-    summary, settings = stored
-    db = tmp_path / "a.duckdb"
-    shutil.copy(settings.db, db)
-    return summary, str(db), settings
 
 
 def rows(db: str, sql: str, params: list | None = None) -> list[tuple]:
@@ -64,8 +39,8 @@ def status_of(db: str, copy_id: str) -> str:
     return rows(db, "SELECT review_status FROM v_assets WHERE copy_id = ?", [copy_id])[0][0]
 
 
-def client(ran, **options) -> TestClient:
-    _, db, settings = ran
+def client(sample_db, **options) -> TestClient:
+    _, db, settings = sample_db
     return TestClient(create_app(settings, db, reviewer="alice", **options))
 
 
@@ -76,9 +51,9 @@ def post(web: TestClient, copy_id: str, action: str, **form: str):
     return web.post("/decide", data=data, headers=ORIGIN)
 
 
-def test_gallery_lists_pending_ads_with_filters_and_pages(ran, monkeypatch: pytest.MonkeyPatch):
-    summary, db, _ = ran
-    web = client(ran)
+def test_gallery_lists_pending_ads_with_filters_and_pages(sample_db, monkeypatch: pytest.MonkeyPatch):
+    summary, db, _ = sample_db
+    web = client(sample_db)
     page = web.get("/")
     assert page.status_code == 200
     assert f"of {summary['copies']}</p>" in page.text
@@ -95,9 +70,9 @@ def test_gallery_lists_pending_ads_with_filters_and_pages(ran, monkeypatch: pyte
     assert web.get(creative).headers["content-type"] == "image/png"
 
 
-def test_approve_reject_and_edit_are_recorded(ran):
-    _, db, _ = ran
-    web = client(ran)
+def test_approve_reject_and_edit_are_recorded(sample_db):
+    _, db, _ = sample_db
+    web = client(sample_db)
     first, second, third = (r[0] for r in rows(db, "SELECT copy_id FROM copies ORDER BY 1 LIMIT 3"))
     assert post(web, first, "approve").status_code == 200  # followed the redirect to the gallery
     assert post(web, second, "reject", text="  ").status_code == 200
@@ -123,9 +98,9 @@ def test_approve_reject_and_edit_are_recorded(ran):
     assert new and not new & old
 
 
-def test_a_body_edit_keeps_the_creatives(ran):
-    _, db, _ = ran
-    web = client(ran)
+def test_a_body_edit_keeps_the_creatives(sample_db):
+    _, db, _ = sample_db
+    web = client(sample_db)
     one, brand = rows(
         db, "SELECT copy_id, brand FROM v_assets WHERE channel = 'linkedin' ORDER BY 1 LIMIT 1"
     )[0]
@@ -139,9 +114,9 @@ def test_a_body_edit_keeps_the_creatives(ran):
     assert status_of(db, one) == "pending"
 
 
-def test_an_edit_that_breaks_a_rule_is_refused_and_stores_nothing(ran):
-    _, db, _ = ran
-    web = client(ran)
+def test_an_edit_that_breaks_a_rule_is_refused_and_stores_nothing(sample_db):
+    _, db, _ = sample_db
+    web = client(sample_db)
     one = rows(db, "SELECT copy_id FROM copies WHERE channel = 'google_search' ORDER BY 1 LIMIT 1")[0][0]
     before = rows(db, "SELECT * EXCLUDE (embedding) FROM copies WHERE copy_id = ?", [one])
     page = post(web, one, "edit", field="headline", text="x" * 200)
@@ -150,9 +125,9 @@ def test_an_edit_that_breaks_a_rule_is_refused_and_stores_nothing(ran):
     assert rows(db, "SELECT count(*) FROM reviews") == [(0,)]
 
 
-def test_posts_without_the_csrf_token_or_from_another_origin_are_refused(ran):
-    _, db, _ = ran
-    web = client(ran)
+def test_posts_without_the_csrf_token_or_from_another_origin_are_refused(sample_db):
+    _, db, _ = sample_db
+    web = client(sample_db)
     one = rows(db, "SELECT copy_id FROM copies LIMIT 1")[0][0]
     csrf = CSRF.search(web.get("/").text)[1]
     form = {"copy_id": one, "action": "approve"}
@@ -164,17 +139,17 @@ def test_posts_without_the_csrf_token_or_from_another_origin_are_refused(ran):
     assert rows(db, "SELECT count(*) FROM reviews") == [(0,)]
 
 
-def test_read_only_shows_no_forms_and_refuses_decisions(ran):
-    _, db, _ = ran
-    web = client(ran, read_only=True)
+def test_read_only_shows_no_forms_and_refuses_decisions(sample_db):
+    _, db, _ = sample_db
+    web = client(sample_db, read_only=True)
     page = web.get("/")
     assert page.status_code == 200 and '<form class="decision' not in page.text and "read-only" in page.text
     one = rows(db, "SELECT copy_id FROM copies LIMIT 1")[0][0]
     assert web.post("/decide", data={"copy_id": one, "action": "approve"}, headers=ORIGIN).status_code == 403
 
 
-def test_a_token_is_needed_when_one_is_set(ran):
-    web = client(ran, token="s3cret-token")
+def test_a_token_is_needed_when_one_is_set(sample_db):
+    web = client(sample_db, token="s3cret-token")
     assert web.get("/").status_code == 401
     assert web.get("/", headers={"authorization": "Bearer wrong"}).status_code == 401
     assert web.get("/", headers={"authorization": "Bearer s3cret-token"}).status_code == 200
@@ -186,14 +161,14 @@ def test_a_token_is_needed_when_one_is_set(ran):
     assert "s3cret-token" not in web.get("/").text
 
 
-def test_a_public_host_needs_a_token(ran):
-    _, db, _ = ran
+def test_a_public_host_needs_a_token(sample_db):
+    _, db, _ = sample_db
     assert main(["review", "--host", "0.0.0.0", "--db", db]) == 2
 
 
-def test_files_are_served_only_when_the_database_names_them(ran):
-    _, db, _ = ran
-    web = client(ran)
+def test_files_are_served_only_when_the_database_names_them(sample_db):
+    _, db, _ = sample_db
+    web = client(sample_db)
     copy_id, creative_id = rows(db, "SELECT copy_id, creative_id FROM creatives LIMIT 1")[0]
     other = rows(db, "SELECT copy_id FROM copies WHERE copy_id <> ? LIMIT 1", [copy_id])[0][0]
     assert web.get(f"/files/{copy_id}/creative/{creative_id}").status_code == 200
@@ -203,20 +178,20 @@ def test_files_are_served_only_when_the_database_names_them(ran):
     assert web.get(f"/files/{copy_id}/creative/..%2F..%2Fetc%2Fpasswd").status_code == 404
 
 
-def test_a_database_error_is_one_line_on_the_page(ran, tmp_path: Path):
-    _, db, _ = ran
-    web = client(ran)
+def test_a_database_error_is_one_line_on_the_page(sample_db, tmp_path: Path):
+    _, db, _ = sample_db
+    web = client(sample_db)
     Path(db).rename(tmp_path / "moved.duckdb")
     page = web.get("/")
     assert page.status_code == 503 and "no database yet" in page.text and "Traceback" not in page.text
 
 
-def test_hostile_text_is_escaped(ran):
-    _, db, _ = ran
+def test_hostile_text_is_escaped(sample_db):
+    _, db, _ = sample_db
     one = rows(db, "SELECT copy_id FROM copies ORDER BY 1 LIMIT 1")[0][0]
     with duckdb.connect(db) as con:
         con.execute("UPDATE copies SET headline = '<script>alert(1)</script>' WHERE copy_id = ?", [one])
-    page = client(ran).get("/").text
+    page = client(sample_db).get("/").text
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
 
 
@@ -230,9 +205,9 @@ def chromium_path() -> str:
 
 
 @pytest.fixture
-def served(ran):
+def served(sample_db):
     """The app on a free loopback port, served by uvicorn in a thread."""
-    _, db, settings = ran
+    _, db, settings = sample_db
     server = uvicorn.Server(uvicorn.Config(create_app(settings, db, reviewer="carol"), port=free_port(),
                                            log_level="warning"))  # fmt: skip
     thread = threading.Thread(target=server.run, daemon=True)
