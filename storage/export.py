@@ -91,7 +91,11 @@ def export_run(
 
 
 def _where(table: str, run_id: str | None, include_pending: bool) -> str:
-    conditions = (["run_id = ?"] if run_id else []) + (
+    # A review has no run: it belongs to the run of the ad it decides on.
+    of_run = (
+        "item_id IN (SELECT copy_id FROM copies WHERE run_id = ?)" if table == "reviews" else "run_id = ?"
+    )
+    conditions = ([of_run] if run_id else []) + (
         [APPROVED] if table in AD_TABLES and not include_pending else []
     )
     return " AND ".join(conditions) or "true"

@@ -67,7 +67,7 @@ def test_bad_decisions_are_refused_with_a_reason(sample_db, capsys, tmp_path: Pa
 
 
 def test_exports_take_approved_ads_unless_told_otherwise(sample_db, tmp_path: Path, capsys):
-    _, db, settings = sample_db
+    summary, db, settings = sample_db
     with duckdb.connect(db, read_only=True) as con:
         sql = "SELECT copy_id FROM copies WHERE channel IN ('facebook', 'instagram') ORDER BY 1"
         meta = [r[0] for r in con.execute(sql).fetchall()]
@@ -76,7 +76,8 @@ def test_exports_take_approved_ads_unless_told_otherwise(sample_db, tmp_path: Pa
     assert main(["reject", meta[2], "--reason", "tone", "--db", db]) == 0
 
     def exported(*flags: str) -> tuple[list[str], list[str]]:
-        out = tmp_path / f"out{len(list(tmp_path.iterdir()))}"
+        """The Meta sheet's ad names and the Parquet export's copy ids; its reviews in `reviews`."""
+        out = tmp_path / "-".join(["out", *flags])
         sheet = [
             "export",
             "--format",
@@ -92,14 +93,19 @@ def test_exports_take_approved_ads_unless_told_otherwise(sample_db, tmp_path: Pa
         with open(out / "meta.csv", newline="", encoding="utf-8") as f:
             names = [row["Ad Name"] for row in csv.DictReader(f)]
         assert main(["export", "--to", str(out / "tables"), "--db", db, *flags]) == 0
+        reviews[:] = pq.read_table(out / "tables" / "reviews.parquet").column("item_id").to_pylist()
         return names, pq.read_table(out / "tables" / "copies.parquet").column("copy_id").to_pylist()
 
+    reviews: list[str] = []
     capsys.readouterr()
     names, copies = exported()
     assert sorted(names) == approved and sorted(copies) == approved
     assert f"left out {len(meta) - 2} ads not approved" in capsys.readouterr().err
     names, copies = exported("--include-pending")
     assert sorted(names) == meta and len(copies) == len(statuses(db))
+    names, copies = exported("--include-pending", "--run", summary["run_id"])
+    assert sorted(names) == meta and len(copies) == len(statuses(db))
+    assert sorted(reviews) == sorted([*approved, meta[2]])  # the run's decisions go with it
 
 
 def test_decisions_survive_a_rerun(sample_db):

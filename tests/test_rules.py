@@ -232,8 +232,12 @@ def provoked(models_dir: str):
         brief(brief_id="odd-brand", brand='M&S "Café" (Nº1)', channels=["x"]),
         brief(brief_id="odd-grammar-brand", brand="M&S Café (Nº1)", channels=["x"]),
     ]
+    jobs = plan_copies(briefs, rules)
+    for job in jobs:  # a variant already stored: the first candidate that passes the other rules meets it
+        if job.brief_id == "variants":
+            job.siblings = ["Nordbrew: an earlier variant of this brief, already stored"]
     text_generator(s.engine())
-    return generate_copy.fn(plan_copies(briefs, rules), s.engine(), rules), rules
+    return generate_copy.fn(jobs, s.engine(), rules), rules
 
 
 def refusals(result, brief_id: str) -> set[str]:
@@ -258,8 +262,7 @@ def test_engine_copy_never_uses_a_banned_word(provoked):
 
 def test_engine_variants_are_distinct(provoked):
     result, _ = provoked
-    variants = stored(result, "variants")
-    assert len(variants) <= 1 and all(c["similarity"] is None for c in variants)
+    assert stored(result, "variants") == []  # nothing is unlike the stored variant at max_similarity 0
     assert "distinct" in refusals(result, "variants")
 
 
