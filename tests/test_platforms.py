@@ -489,36 +489,26 @@ def test_empty_export_writes_the_header(tmp_path: Path):
     assert (tmp_path / "meta.csv").read_text(encoding="utf-8").splitlines() == [",".join(COLUMNS["meta"])]
 
 
-def test_stored_ads_export_through_the_cli(settings, tmp_path: Path, capsys):
+def test_stored_ads_export_through_the_cli(sample_db, tmp_path: Path, capsys):
     """The flow's own ads (fake generators, the sample briefs and kits): every format's sheet is written
     from the stored platform fields, holds exactly the ads the CLI reports, and every row read back passes
     its platform's rules; search ads carry the set chosen from the candidates, not one headline."""
     import duckdb
 
     from adforge.flows.cli import main
-    from adforge.flows.generate_campaigns import generate_campaigns
-    from adforge.tasks.sample_brand_kits import write_sample_kits
-    from adforge.tasks.sample_briefs import write_sample_briefs
 
-    briefs, kits = tmp_path / "briefs.parquet", tmp_path / "kits"
-    write_sample_briefs(briefs)
-    write_sample_kits(kits)
-    generate_campaigns(briefs=[str(briefs)], settings=settings.to_dict() | {"brand_kits": str(kits)})
-    with duckdb.connect(settings.db, read_only=True) as con:
+    _, db, settings = sample_db
+    with duckdb.connect(db, read_only=True) as con:
         search = con.execute("SELECT * FROM v_google_search_ads").fetchall()
         without = con.execute(
             "SELECT count(*) FROM copies WHERE copy_id NOT IN (SELECT copy_id FROM copy_assets)"
         ).fetchone()[0]
     assert search and without == 0
-    assert main(["approve", "--all-pending", "--db", settings.db]) == 0
+    assert main(["approve", "--all-pending", "--db", db]) == 0
     for fmt in EXPORT_FORMATS:
         out = tmp_path / fmt
-        assert (
-            main(
-                ["export", "--format", fmt, "--to", str(out), "--db", settings.db, "--brand-kits", str(kits)]
-            )
-            == 0
-        )
+        argv = ["export", "--format", fmt, "--to", str(out), "--db", db, "--brand-kits", settings.brand_kits]
+        assert main(argv) == 0
         printed = capsys.readouterr()
         with open(out / f"{fmt}.csv", newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))

@@ -98,9 +98,7 @@ def shell(tmp_path: Path, models_dir: str):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "ADFORGE_"))}
     port = free_port()
     env |= {"PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_SERVER_API_PORT": str(port),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "ADFORGE_MODELS_DIR": models_dir,
-            # Settings come from ADFORGE_* variables as well: two candidates a copy keep the run short.
-            "ADFORGE_COPY_CANDIDATES": "2"}  # fmt: skip
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "ADFORGE_MODELS_DIR": models_dir}  # fmt: skip
     sh = Shell(tmp_path, env, port)
     yield sh
     sh.stop()
