@@ -219,7 +219,6 @@ def cmd_quality(args: argparse.Namespace) -> int:
 def cmd_decide(args: argparse.Namespace) -> int:
     """Approve or reject ads by copy id (or every pending one), as one reviewer."""
     import getpass
-    import uuid
 
     import duckdb
 
@@ -246,9 +245,7 @@ def cmd_decide(args: argparse.Namespace) -> int:
     store = Store(db, settings.db_wait_s, settings.lake_data)
     try:
         found = [r["copy_id"] for r in store.fetch(sql, [args.run, args.run, args.ids, args.all_pending])]
-        rows = [
-            ReviewRow(f"review-{uuid.uuid4().hex}", copy_id, decision, reviewer, reason) for copy_id in found
-        ]
+        rows = [ReviewRow.new(copy_id, decision, reviewer, reason) for copy_id in found]
         store.write({"reviews": rows})
     except (duckdb.Error, DatabaseBusy, DatabaseCorrupt, OSError) as e:
         return error(e, 1)

@@ -9,7 +9,6 @@ import json
 import logging
 import secrets
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -131,7 +130,7 @@ class Review:
     def decide(self, copy_id: str, decision: str, reason: str | None = None) -> None:
         if not self.rows("SELECT copy_id FROM copies WHERE copy_id = ?", [copy_id]):
             raise Refused(f"no ad {printable(copy_id)}")
-        review = ReviewRow(f"review-{uuid.uuid4().hex}", copy_id, decision, self.reviewer, reason)
+        review = ReviewRow.new(copy_id, decision, self.reviewer, reason)
         assert self.store is not None  # routes that write are refused in read-only mode
         with self.lock:
             self.store.write({"reviews": [review]})
@@ -173,8 +172,7 @@ class Review:
             raise Refused(f"edit refused: {failures[0].reason}")
         stored = json.loads(ad["checks"] or "{}") | checks
         asset = next((src.field for src in SOURCES.get(ad["channel"], ()) if src.copy_field == field), None)
-        review = ReviewRow(f"review-{uuid.uuid4().hex}", copy_id, "edited", self.reviewer, None, field,
-                           ad[field], text)  # fmt: skip
+        review = ReviewRow.new(copy_id, "edited", self.reviewer, field=field, before=ad[field], after=text)
         with self.lock:
             drawn = [row(k) | {"run_id": ad["run_id"]} for k in creatives]  # of the run that made the ad
             self.store.edit_copy(copy_id, field, text, json.dumps(stored), asset, drawn, review)

@@ -185,18 +185,22 @@ class Store:
         with self.connect(patient) as con:
             con.execute("BEGIN")
             for table, arrow in tables.items():
-                con.register("incoming", arrow)
-                sql = (
-                    lake.insert_sql(table, arrow.column_names)
-                    if self.lake
-                    else f"INSERT OR IGNORE INTO {table} BY NAME SELECT * FROM incoming"
-                )
-                inserted = con.execute(sql).fetchone()
-                counts[table] = int(inserted[0]) if inserted else 0
-                con.unregister("incoming")
+                counts[table] = self._insert(con, table, arrow)
             fault_point("db-commit")
             con.execute("COMMIT")
         return counts
+
+    def _insert(self, con: duckdb.DuckDBPyConnection, table: str, arrow: pa.Table) -> int:
+        """Insert rows whose key is not stored yet (inside the caller's transaction); returns how many."""
+        con.register("incoming", arrow)
+        sql = (
+            lake.insert_sql(table, arrow.column_names)
+            if self.lake
+            else f"INSERT OR IGNORE INTO {table} BY NAME SELECT * FROM incoming"
+        )
+        inserted = con.execute(sql).fetchone()
+        con.unregister("incoming")
+        return int(inserted[0]) if inserted else 0
 
     def by_ids(self, table: str, column: str, ids: list[str], columns: str = "*") -> list[dict[str, Any]]:
         """The rows of table whose column holds one of these ids."""
@@ -307,14 +311,7 @@ class Store:
                         [copy_id, kept],
                     )
                 for table, rows in tables.items():
-                    con.register("incoming", rows)
-                    sql = (
-                        lake.insert_sql(table, rows.column_names)
-                        if self.lake
-                        else f"INSERT OR IGNORE INTO {table} BY NAME SELECT * FROM incoming"
-                    )
-                    con.execute(sql)
-                    con.unregister("incoming")
+                    self._insert(con, table, rows)
                 con.execute("COMMIT")
 
         self._retry(edit)

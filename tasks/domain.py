@@ -3,6 +3,7 @@ failures and stage timings. Rows carry exactly their table's columns (the run id
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -171,6 +172,13 @@ class ReviewRow:
     field: str | None = None
     before: str | None = None
     after: str | None = None
+
+    @classmethod
+    def new(
+        cls, item_id: str, decision: str, reviewer: str, reason: str | None = None, **edit: str
+    ) -> ReviewRow:
+        """A decision made now, with a fresh review id; `edit` holds field, before and after."""
+        return cls(f"review-{uuid.uuid4().hex}", item_id, decision, reviewer, reason, **edit)
 
 
 @dataclass
