@@ -18,8 +18,8 @@ from adforge.flows.settings import load_settings
 from adforge.storage.artifacts import ArtifactError
 from adforge.storage.db import Store
 from adforge.storage.faults import fault_point
-from adforge.tasks.briefs import ReadResult, read_briefs
-from adforge.tasks.copy import copy_chunks, generate_copy, plan_copies, with_siblings
+from adforge.tasks.briefs import ReadResult, read_briefs, read_segments, segment_files
+from adforge.tasks.copy import copy_chunks, generate_copy, plan_copies, with_siblings, writes
 from adforge.tasks.creatives import plan_creatives, render_creatives
 from adforge.tasks.domain import (
     RETRIED,
@@ -33,6 +33,7 @@ from adforge.tasks.domain import (
     failure,
 )
 from adforge.tasks.generation import image_generator, text_generator
+from adforge.tasks.ids import stable_hash
 from adforge.tasks.images import generate_images, plan_images
 from adforge.tasks.progress import Progress
 from adforge.tasks.report import render_report
@@ -80,9 +81,14 @@ def generate_campaigns(
 def read_stage(run: Run, paths: list[str]) -> ReadResult:
     """Read and validate the brief files not processed before with these settings."""
     progress = Progress("read", len(paths), run.logger)
+    segments = read_segments(segment_files(paths, run.s.segments), run.s.limits())
+    for note in segments.notes:
+        run.logger.warning(printable(f"segments: {note}"))
+    if segments.digest:  # changed segments: the briefs are read again (only changed segments' ads are new)
+        run.output_settings = stable_hash(run.output_settings, segments.digest)
     processed = run.store.ingested(run.output_settings) if run.s.incremental else {}
     read = read_briefs.with_options(task_run_name=f"read-briefs[{len(paths)} paths]")(
-        paths, processed, run.s.limits()
+        paths, processed, run.s.limits(), segments.segments if segments.files else None
     )
     # Paths, ids and reasons come from the files: printable() keeps each on one line of plain text.
     for note in read.passed_over:
@@ -92,7 +98,9 @@ def read_stage(run: Run, paths: list[str]) -> ReadResult:
     for rf in read.rejected_files:
         run.logger.warning(printable(f"rejected file {rf.path}: {rf.reason}"))
     fault_point("briefs-read")
-    run.write(briefs=read.briefs, rejected_briefs=read.rejected, rejected_files=read.rejected_files)
+    used = {(sg.segment_id, sg.segment_hash): sg for b in read.briefs for sg in b.segments}
+    run.write(briefs=[b.record() for b in read.briefs], segments=list(used.values()),
+              rejected_briefs=read.rejected, rejected_files=read.rejected_files)  # fmt: skip
     for r in read.rejected[:LOGGED_REJECTIONS]:
         run.logger.warning(printable(f"rejected row {r.source_row} of {r.source_file}: {r.reason}"))
     if len(read.rejected) > LOGGED_REJECTIONS:
@@ -114,12 +122,14 @@ def copy_stage(run: Run, ex: Executor, briefs: list[Brief]) -> list[CopyJob]:
     jobs = plan_copies(briefs, sampling, run.kits)
     ids = [j.copy_id for j in jobs]
     pending = store.pending("copies", "copy_id", ids, RETRIED)
-    stored = store.by_ids("copies", "copy_id", ids, "brief_hash, channel, headline, body, cta")
+    stored = store.by_ids(
+        "copies", "copy_id", ids, "brief_hash, segment_id, locale, channel, headline, body, cta"
+    )
     todo = with_siblings([j for j in jobs if j.copy_id in pending], stored)
     given_up = len(jobs) - len(stored) - len(todo)
     run.logger.info(f"copy: {len(jobs)} variants planned, {len(stored)} already stored, "
                     f"{given_up} failed for good, {len(todo)} to write")  # fmt: skip
-    if todo and not ex.remote:
+    if any(writes(j, sampling) for j in todo) and not ex.remote:
         run.load(Stage.LOAD_TEXT_MODEL, lambda: text_generator(engine))
     progress = Progress("copy", len(todo), run.logger)
     parts = copy_chunks(todo, s.copy_chunk_size)

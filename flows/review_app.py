@@ -52,18 +52,22 @@ TEMPLATES = Path(__file__).parent / "templates" / "review"
 GALLERY = """
     SELECT c.copy_id, c.run_id, c.brief_id, b.campaign_id, b.brand, b.product, b.audience, b.language,
            c.channel, c.variant, c.headline, c.body, c.cta, c.checks, c.relevance, c.readability,
-           coalesce(s.status, 'pending') AS review_status, count(*) OVER () AS total
+           coalesce(s.status, 'pending') AS review_status, count(*) OVER () AS total, c.locale,
+           sg.name AS segment_name
     FROM copies c JOIN briefs b USING (brief_id, brief_hash)
     LEFT JOIN v_review_status s ON s.copy_id = c.copy_id LEFT JOIN runs r ON r.run_id = c.run_id
+    LEFT JOIN segments sg ON sg.segment_id = c.segment_id AND sg.segment_hash = c.segment_hash
     WHERE (? IS NULL OR c.run_id = ?) AND (? IS NULL OR b.brand = ?) AND (? IS NULL OR b.campaign_id = ?)
       AND (? IS NULL OR c.channel = ?) AND (? = 'all' OR coalesce(s.status, 'pending') = ?)
-    ORDER BY r.started_at DESC NULLS LAST, c.run_id DESC, c.brief_id, c.channel, c.variant, c.copy_id
+    ORDER BY r.started_at DESC NULLS LAST, c.run_id DESC, c.brief_id, c.channel, c.segment_id NULLS FIRST,
+             c.locale, c.variant, c.copy_id
     LIMIT ? OFFSET ?
 """
 # Diversity is the costly score (a self-join over every copy of a brief and channel): only the page's.
 DIVERSITY = """
     SELECT c.copy_id, 1 - max(list_cosine_similarity(c.embedding, o.embedding)) AS diversity
     FROM copies c LEFT JOIN copies o ON o.brief_hash = c.brief_hash AND o.channel = c.channel
+        AND o.segment_id IS NOT DISTINCT FROM c.segment_id AND o.locale IS NOT DISTINCT FROM c.locale
         AND o.copy_id <> c.copy_id AND o.score_model = c.score_model
     WHERE list_contains(?, c.copy_id) GROUP BY c.copy_id
 """
@@ -89,11 +93,14 @@ FILE = {
 }
 EDITED = """
     SELECT c.copy_id, c.run_id, c.brief_hash, c.channel, c.headline, c.body, c.cta, c.image_prompt, c.checks,
-           c.prompt, b.brand, b.product, b.audience, b.key_message, b.tone, b.banned_words, b.language,
-           b.claims
+           c.prompt, c.segment_id, c.locale, b.brand, b.product, b.audience, b.key_message, b.tone,
+           b.banned_words, coalesce(split_part(c.locale, '-', 1), b.language) AS language, b.claims
     FROM copies c JOIN briefs b USING (brief_id, brief_hash) WHERE c.copy_id = ?
 """
-SIBLINGS = "SELECT headline, body, cta FROM copies WHERE brief_hash = ? AND channel = ? AND copy_id <> ?"
+SIBLINGS = """
+    SELECT headline, body, cta FROM copies WHERE brief_hash = ? AND channel = ? AND copy_id <> ?
+    AND segment_id IS NOT DISTINCT FROM ? AND locale IS NOT DISTINCT FROM ?
+"""
 DB_ERRORS = (duckdb.Error, DatabaseBusy, DatabaseCorrupt, OSError)
 
 
@@ -142,7 +149,8 @@ class Review:
             raise Refused(f"no ad {printable(copy_id)}")
         ad = found[0]
         fields = {f: ad[f] for f in ("headline", "body", "cta", "image_prompt")} | {field: text}
-        siblings = [copy_text(s) for s in self.rows(SIBLINGS, [ad["brief_hash"], ad["channel"], copy_id])]
+        group = [ad["brief_hash"], ad["channel"], copy_id, ad["segment_id"], ad["locale"]]
+        siblings = [copy_text(s) for s in self.rows(SIBLINGS, group)]
         prompt = "\n".join(m["content"] for m in json.loads(ad["prompt"] or "[]"))
         s = self.settings
         languages = frozenset(s.text_model_languages.split(","))

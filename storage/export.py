@@ -18,7 +18,7 @@ from adforge.storage.db import open_existing
 FORMATS = ("table", "csv", "json", "parquet")
 # Every table with a run_id column; `adforge export` writes one Parquet file per table.
 RUN_TABLES = ("runs", "run_stages", "briefs", "rejected_briefs", "rejected_files", "copies", "images",
-              "creatives", "failures", "ingested_files", "copy_assets", "reviews")  # fmt: skip
+              "creatives", "failures", "ingested_files", "copy_assets", "reviews", "segments")  # fmt: skip
 # The tables that hold ads: exported for approved ads only, unless pending and rejected ones are asked for.
 AD_TABLES = ("copies", "images", "creatives", "copy_assets")
 APPROVED = "copy_id IN (SELECT copy_id FROM v_review_status WHERE status = 'approved')"

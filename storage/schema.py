@@ -282,6 +282,31 @@ def m011_reviews(con: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
+@migration
+def m012_segments_and_locales(con: duckdb.DuckDBPyConnection) -> None:
+    # Ads per audience segment and locale: both on copies (and in their ids) and on copy failures.
+    con.execute("""
+        CREATE TABLE segments (
+            segment_id VARCHAR NOT NULL,
+            segment_hash VARCHAR NOT NULL,
+            name VARCHAR NOT NULL,
+            description VARCHAR NOT NULL,
+            attributes JSON,
+            run_id VARCHAR NOT NULL,
+            created_at TIMESTAMPTZ DEFAULT current_timestamp,
+            PRIMARY KEY (segment_id, segment_hash)
+        );
+        ALTER TABLE copies ADD COLUMN segment_id VARCHAR;
+        ALTER TABLE copies ADD COLUMN segment_hash VARCHAR;
+        ALTER TABLE copies ADD COLUMN locale VARCHAR;
+        ALTER TABLE failures ADD COLUMN brief_hash VARCHAR;
+        ALTER TABLE failures ADD COLUMN segment_id VARCHAR;
+        ALTER TABLE failures ADD COLUMN locale VARCHAR;
+        UPDATE copies SET locale = b.language FROM briefs b
+        WHERE copies.brief_id = b.brief_id AND copies.brief_hash = b.brief_hash;
+    """)
+
+
 def _platform_view(name: str, channels: tuple[str, ...], fields: tuple[tuple[str, str, int], ...]) -> str:
     columns = ",\n".join(
         f"max(a.text) FILTER (a.field = '{field}' AND a.position = {position}) AS {column}"
@@ -321,6 +346,7 @@ VIEWS = (
                1 - max(list_cosine_similarity(c.embedding, o.embedding)) AS diversity, c.score_model
         FROM copies c
         LEFT JOIN copies o ON o.brief_hash = c.brief_hash AND o.channel = c.channel
+            AND o.segment_id IS NOT DISTINCT FROM c.segment_id AND o.locale IS NOT DISTINCT FROM c.locale
             AND o.copy_id <> c.copy_id AND o.score_model = c.score_model
         GROUP BY c.copy_id, c.relevance, c.readability, c.score_model;
         CREATE OR REPLACE VIEW v_assets AS
@@ -329,11 +355,13 @@ VIEWS = (
                c.attempts, c.checks, c.similarity, c.relevance, s.diversity, c.readability,
                coalesce(i.images, 0) AS images, coalesce(i.image_paths, []::VARCHAR[]) AS image_paths,
                coalesce(k.creative_paths, []::VARCHAR[]) AS creative_paths, c.created_at,
-               coalesce(rs.status, 'pending') AS review_status
+               coalesce(rs.status, 'pending') AS review_status, c.segment_id, sg.name AS segment_name,
+               c.locale
         FROM copies c
         JOIN briefs b USING (brief_id, brief_hash)
         LEFT JOIN v_copy_scores s USING (copy_id)
         LEFT JOIN v_review_status rs USING (copy_id)
+        LEFT JOIN segments sg USING (segment_id, segment_hash)
         LEFT JOIN (
             SELECT copy_id, count(*) AS images, list(path ORDER BY image_index) AS image_paths
             FROM images GROUP BY copy_id
@@ -358,6 +386,36 @@ VIEWS = (
                    sum(seconds) FILTER (stage = 'creative') AS creative_s
             FROM run_stages GROUP BY run_id
         ) s USING (run_id);
+        CREATE OR REPLACE VIEW v_coverage AS
+        WITH current AS (  -- each brief's latest version
+            SELECT brief_id, arg_max(brief_hash, created_at) AS brief_hash, arg_max(campaign_id, created_at)
+                   AS campaign_id
+            FROM briefs GROUP BY brief_id
+        ), ads AS (
+            SELECT c.brief_id, c.brief_hash, c.segment_id, c.locale, c.channel,
+                   coalesce(rs.status, 'pending') AS status, NULL AS reason
+            FROM copies c LEFT JOIN v_review_status rs USING (copy_id)
+            UNION ALL
+            SELECT brief_id, brief_hash, segment_id, locale, channel, 'failed', arg_max(reason, created_at)
+            FROM failures
+            WHERE stage = 'copy' AND item_id NOT IN (SELECT copy_id FROM copies)
+            GROUP BY item_id, brief_id, brief_hash, segment_id, locale, channel
+        )
+        SELECT cur.campaign_id, a.brief_id, a.segment_id, sg.name AS segment_name, a.locale, a.channel,
+               count(*) FILTER (a.status = 'approved') AS approved,
+               count(*) FILTER (a.status = 'pending') AS pending,
+               count(*) FILTER (a.status = 'rejected') AS rejected,
+               count(*) FILTER (a.status = 'failed') AS failed,
+               CASE WHEN count(*) FILTER (a.status = 'approved') > 0 THEN 'approved'
+                    WHEN count(*) FILTER (a.status = 'pending') > 0 THEN 'awaiting_review'
+                    WHEN count(*) FILTER (a.status = 'rejected') > 0 THEN 'rejected'
+                    ELSE 'failed' END AS coverage,
+               list(DISTINCT a.reason ORDER BY a.reason) FILTER (a.reason IS NOT NULL) AS failure_reasons
+        FROM ads a
+        JOIN current cur USING (brief_id, brief_hash)
+        LEFT JOIN (SELECT segment_id, arg_max(name, created_at) AS name FROM segments GROUP BY segment_id) sg
+            USING (segment_id)
+        GROUP BY ALL;
         CREATE OR REPLACE VIEW v_failures AS
         SELECT f.run_id, r.started_at AS run_started_at, f.stage, f.item_id, f.brief_id, f.channel,
                f.variant, split_part(f.reason, ':', 1) AS reason_kind, f.reason, f.attempts, f.kind,

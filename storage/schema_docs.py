@@ -106,6 +106,11 @@ DOCS: dict[str, tuple[str, dict[str, str]]] = {
         "score_model": "sentence-embedding model of relevance and embedding",
         "embedding": "sentence embedding of the headline and body (unit length)",
         "candidates": "candidates the engine wrote for this copy, the accepted one included",
+        "segment_id": "segments.segment_id: the audience segment it was written for; null: the brief's "
+        "own audience",
+        "segment_hash": "segments.segment_hash: the version of the segment",
+        "locale": "the locale it was written for (en-US, es-MX, ...); the brief's language when the brief "
+        "names no locales",
     }),
     "images": ("One row per image file.", {
         "image_id": "hash of copy_id, image index, image model and its settings; the file's name",
@@ -161,8 +166,11 @@ DOCS: dict[str, tuple[str, dict[str, str]]] = {
         "reason": "the last reason: validation message, engine error or context overflow",
         "attempts": "tries made",
         "created_at": CREATED,
-        "kind": "engine_error (a later run tries again), rule, prompt_too_long or creative (final for "
-        "the same settings)",
+        "kind": "engine_error (a later run tries again), rule, prompt_too_long, creative or locale (final "
+        "for the same settings)",
+        "brief_hash": "briefs.brief_hash (copy failures)",
+        "segment_id": "segments.segment_id (copy failures; null: the brief's own audience)",
+        "locale": "the locale (copy failures)",
     }),
     "run_stages": ("One row per stage of a run, with its time.", {
         "run_id": RUN_ID,
@@ -196,6 +204,31 @@ DOCS: dict[str, tuple[str, dict[str, str]]] = {
         "run_id": RUN_ID,
         "created_at": CREATED,
     }),
+    "segments": ("One row per version of an audience segment a brief's ads were written for.", {
+        "segment_id": "the segment's id: from the segments file, or segment-<hash> of a description a "
+        "brief gives in its own segments column",
+        "segment_hash": "hash of its name, description and attributes; part of the copy_id of its ads",
+        "name": "short name",
+        "description": "who the segment is, as the prompt gives it",
+        "attributes": "the segments file's other columns (age range, interests, region, ...), as JSON",
+        "run_id": "the run that first stored this version",
+        "created_at": CREATED,
+    }),
+    "v_coverage": ("One row per campaign, brief, segment, locale and channel of each brief's latest "
+                   "version: how many of its ads are approved, pending, rejected or failed, and why.", {
+        "campaign_id": "briefs.campaign_id",
+        "brief_id": BRIEF_ID,
+        "segment_id": "segments.segment_id; null: the brief's own audience",
+        "segment_name": "segments.name",
+        "locale": "the locale the ads are written for (the brief's language without locales)",
+        "channel": "channel",
+        "approved": "ads approved",
+        "pending": "ads awaiting review",
+        "rejected": "ads rejected",
+        "failed": "ads that could not be written (copy failures not written since)",
+        "coverage": "approved, awaiting_review, rejected or failed: the best any of its ads reached",
+        "failure_reasons": "the failures' last reasons",
+    }),
     "v_assets": ("One row per copy with its brief's fields and its images.", {
         "copy_id": "copies.copy_id",
         "run_id": "the run that wrote the copy",
@@ -224,6 +257,9 @@ DOCS: dict[str, tuple[str, dict[str, str]]] = {
         "creative_paths": "the finished creatives made from them, by image_index",
         "created_at": "when the copy was written",
         "review_status": "v_review_status.status: pending, approved or rejected",
+        "segment_id": "copies.segment_id",
+        "segment_name": "segments.name",
+        "locale": "copies.locale",
     }),
     "reviews": ("One row per decision a person made on an ad: approve, reject or edit.", {
         "review_id": "review-<random>",

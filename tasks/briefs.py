@@ -22,23 +22,28 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from adforge.tasks.channels import CHANNELS
-from adforge.tasks.domain import Brief, RejectedBrief
-from adforge.tasks.ids import stable_hash
+from adforge.tasks.domain import PER_AD, Brief, RejectedBrief, Segment
+from adforge.tasks.ids import make_id, stable_hash
+from adforge.tasks.locales import LocaleError, normalise_locale
 from adforge.tasks.untrusted import shorten
 
 REQUIRED = ("brief_id", "brand", "product", "audience", "key_message")
 OPTIONAL = ("campaign_id", "tone", "channels", "variants", "images_per_copy", "banned_words", "language",
-            "claims")  # fmt: skip
+            "claims", *PER_AD)  # fmt: skip
 FIELDS = REQUIRED + OPTIONAL  # any other column goes to metadata
 # Names and codes are part of every prompt (and a brand must fit a headline): they keep these caps.
 # Every text field, key_message included, is also held to the max_field_chars limit.
 FIELD_CHARS = {"brief_id": 200, "brand": 200, "product": 200, "audience": 500, "campaign_id": 200,
                "tone": 100, "language": 20}  # fmt: skip
 DEFAULTS = {"tone": "friendly", "channels": ["instagram"], "variants": 3, "images_per_copy": 1,
-            "banned_words": [], "language": "en", "campaign_id": None, "claims": []}  # fmt: skip
+            "banned_words": [], "language": "en", "campaign_id": None, "claims": [], "segments": [],
+            "locales": [], "locale_banned_words": {}}  # fmt: skip
 RANGES = {"variants": (1, 10), "images_per_copy": (0, 4)}
 BATCH_ROWS = 4096  # rows converted to Python at a time: memory follows a batch, not the file
 SUFFIX = ".parquet"  # in any case
+SEGMENTS_FILE = "segments.parquet"  # found beside the briefs (in a folder given, or beside a file given)
+SEGMENT_FIELDS = ("segment_id", "name", "description")  # required; any other column is an attribute
+SEGMENT_CHARS = {"segment_id": 200, "name": 200, "description": 1000}
 # Letters that render as blank space (Hangul fillers, the blank Braille pattern).
 BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 
@@ -141,7 +146,7 @@ def _walk(folder: Path, notes: list[str]) -> list[Path]:
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(names):
             path = Path(root) / name
-            if not name.lower().endswith(SUFFIX):
+            if not name.lower().endswith(SUFFIX) or name.lower() == SEGMENTS_FILE:
                 continue
             if name.startswith("."):  # editors' and uploaders' temporary files, macOS's ._ files
                 notes.append(f"{path}: hidden file, passed over")
@@ -165,6 +170,10 @@ def _kind(path: Path) -> str:
 
 def open_briefs(path: Path, limits: Limits) -> pq.ParquetFile:
     """The file opened for reading in batches, or BriefFileError saying why it cannot be used at all."""
+    return _open_parquet(path, REQUIRED, limits)
+
+
+def _open_parquet(path: Path, required: Sequence[str], limits: Limits) -> pq.ParquetFile:
     try:
         parquet = pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as e:
@@ -173,7 +182,7 @@ def open_briefs(path: Path, limits: Limits) -> pq.ParquetFile:
     repeated = [n for n, count in Counter(names).items() if count > 1]
     if repeated:  # which of the two was meant cannot be told, so neither is used
         raise BriefFileError(path, f"duplicate column name '{shorten(repeated[0])}'")
-    for column in REQUIRED:
+    for column in required:
         if column not in names:
             raise BriefFileError(path, f"missing required column '{column}'")
     rows = parquet.metadata.num_rows
@@ -191,12 +200,76 @@ def file_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
+@dataclass
+class SegmentsRead:
+    """The audience segments briefs may name by id, from segments files."""
+
+    segments: dict[str, Segment] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # rows left out, and why
+    digest: str = ""  # of the files' contents: briefs are read again when it changes; "" without files
+
+
+def segment_files(paths: Sequence[str | Path], segments_file: str = "") -> list[Path]:
+    """The segments file given, or those named segments.parquet beside the briefs (in a folder given, or
+    in the folder of a file given)."""
+    if segments_file:
+        if not Path(segments_file).is_file():
+            raise BriefFileError(segments_file, "segments file: no such file")
+        return [Path(segments_file)]
+    folders = dict.fromkeys(p if p.is_dir() else p.parent for p in map(Path, paths))
+    return [f / SEGMENTS_FILE for f in folders if (f / SEGMENTS_FILE).is_file()]
+
+
+def read_segments(files: list[Path], limits: Limits | None = None) -> SegmentsRead:
+    """Every valid segment of the files; a bad row is left out with a note naming its row and field, a
+    file that cannot be used at all is a BriefFileError. Columns besides SEGMENT_FIELDS are attributes."""
+    limits = limits or Limits()
+    result = SegmentsRead(files=[str(f) for f in files])
+    for path in files:
+        parquet = _open_parquet(path, SEGMENT_FIELDS, limits)
+        for i, row in enumerate(_rows(parquet, str(path))):
+            try:
+                segment = _segment(row, limits)
+                first = result.segments.get(segment.segment_id)
+                if first:
+                    raise RowError(f"segment_id: '{shorten(segment.segment_id)}' appears twice")
+            except RowError as e:
+                result.notes.append(f"{path} row {i}: {e} (segment left out)")
+                continue
+            result.segments[segment.segment_id] = segment
+    if files:
+        result.digest = stable_hash([file_hash(f) for f in files])
+    return result
+
+
+def _segment(row: dict[str, Any], limits: Limits) -> Segment:
+    for name, value in row.items():
+        if isinstance(value, Unreadable):
+            raise RowError(f"{shorten(name)}: unreadable value ({value.error})")
+    texts = {name: _text(name, row.get(name), True, limits, SEGMENT_CHARS) for name in SEGMENT_FIELDS}
+    extra = {k: v for k, v in row.items() if k not in SEGMENT_FIELDS and not _missing(v)}
+    attributes = _metadata(extra, limits)
+    return Segment(texts["segment_id"], stable_hash(texts["name"], texts["description"], attributes),
+                   texts["name"], texts["description"], attributes)  # fmt: skip
+
+
+def inline_segment(description: str) -> Segment:
+    """A segment a brief describes in its own `segments` column: its description is its name."""
+    return Segment(make_id("segment", description), stable_hash(description, description, None), description,
+                   description)  # fmt: skip
+
+
 @task(name="read-briefs", cache_policy=NO_CACHE)
 def read_briefs(
-    paths: Sequence[str | Path], done: dict[str, str] | None = None, limits: Limits | None = None
+    paths: Sequence[str | Path],
+    done: dict[str, str] | None = None,
+    limits: Limits | None = None,
+    segments: dict[str, Segment] | None = None,
 ) -> ReadResult:
     """Read and validate every brief; valid rows are normalised, bad rows carry a reason, files that
-    cannot be used at all are set aside with theirs (and are not part of the ledger).
+    cannot be used at all are set aside with theirs (and are not part of the ledger). With `segments`
+    (from segments files), a brief's `segments` are ids of those; without, each is a description.
 
     Files whose content hash is in `done` (hash → where it was processed), or repeats an
     earlier file of this call, are skipped unread."""
@@ -220,7 +293,7 @@ def read_briefs(
             result.skipped.append(entry)
             continue
         try:
-            briefs, rejected = read_file(open_briefs(f, limits), str(f), limits, seen)
+            briefs, rejected = read_file(open_briefs(f, limits), str(f), limits, seen, segments)
         except BriefFileError as e:
             result.rejected_files.append(RejectedFile(str(f), digest, e.reason))
             continue
@@ -232,8 +305,9 @@ def read_briefs(
 
 
 def read_file(
-    parquet: pq.ParquetFile, path: str, limits: Limits, seen: dict[str, str]
-) -> tuple[list[Brief], list[RejectedBrief]]:
+    parquet: pq.ParquetFile, path: str, limits: Limits, seen: dict[str, str],
+    segments: dict[str, Segment] | None = None,
+) -> tuple[list[Brief], list[RejectedBrief]]:  # fmt: skip
     """The file's valid briefs and rejected rows; `seen` gains its brief ids only if the whole file
     could be read (a file that breaks off part-way is rejected as a whole)."""
     briefs: list[Brief] = []
@@ -244,7 +318,7 @@ def read_file(
         if not isinstance(brief_id, str) or len(brief_id) > FIELD_CHARS["brief_id"]:
             brief_id = None  # only a usable id is kept with the rejected row
         try:
-            brief = normalise(row, limits)
+            brief = normalise(row, limits, segments)
             first = seen.get(brief.brief_id) or here.get(brief.brief_id)
             if first:
                 raise RowError(f"brief_id: duplicate of {first}")
@@ -289,8 +363,11 @@ def _cell(column: pa.Array, i: int) -> Any:
         return Unreadable(shorten(f"{type(e).__name__}: {e}"))
 
 
-def normalise(row: dict[str, Any], limits: Limits | None = None) -> Brief:
-    """One raw row → one brief in the normalised schema, or RowError naming the field."""
+def normalise(
+    row: dict[str, Any], limits: Limits | None = None, segments: dict[str, Segment] | None = None
+) -> Brief:
+    """One raw row → one brief in the normalised schema, or RowError naming the field; `segments`: those
+    the brief's `segments` may name by id (None: the brief describes each segment itself)."""
     limits = limits or Limits()
     for name, value in row.items():
         if isinstance(value, Unreadable):
@@ -308,13 +385,59 @@ def normalise(row: dict[str, Any], limits: Limits | None = None) -> Brief:
     brief["claims"] = _words("claims", row.get("claims"), limits, separator=";")  # "10,000" is one claim
     for name in RANGES:
         brief[name] = _count(name, row.get(name))
+    brief["segments"] = _segments(row.get("segments"), limits, segments)
+    brief["locales"] = [_locale("locales", v) for v in _words("locales", row.get("locales"), limits) or []]
+    brief["locale_banned_words"] = _locale_words(row.get("locale_banned_words"), brief["locales"], limits)
     for name, default in DEFAULTS.items():
         if brief[name] is None:
             brief[name] = default
     brief["metadata"] = _metadata({k: v for k, v in row.items() if k not in FIELDS}, limits)
     # A brief without claims hashes as it did before the column existed: its copy need not be written again.
-    brief["brief_hash"] = stable_hash({k: brief[k] for k in FIELDS if k != "claims" or brief[k]})
+    # Segments and locales are in the ids of their own ads only: a new one leaves the others' ads stored.
+    shared = [k for k in FIELDS if k not in PER_AD and (k != "claims" or brief[k])]
+    brief["brief_hash"] = stable_hash({k: brief[k] for k in shared})
     return Brief(**brief)
+
+
+def _segments(value: Any, limits: Limits, known: dict[str, Segment] | None) -> list[Segment] | None:
+    items = _words("segments", [value] if isinstance(value, str) else value, limits, lower=False)
+    if items is None:
+        return None
+    if known is None:
+        return [inline_segment(item) for item in items]
+    unknown = [item for item in items if item not in known]
+    if unknown:
+        raise RowError(f"segments: unknown segment id '{shorten(unknown[0])}' (not in the segments file)")
+    return [known[item] for item in items]
+
+
+def _locale(name: str, text: str) -> str:
+    try:
+        return normalise_locale(text)
+    except LocaleError as e:
+        raise RowError(f"{name}: {shorten(e)}") from e
+
+
+def _locale_words(value: Any, locales: list[str], limits: Limits) -> dict[str, list[str]] | None:
+    """Banned words per locale: a map or struct column, or JSON text, of locale → words."""
+    if _missing(value):
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as e:
+            raise RowError(f"locale_banned_words: not JSON ({shorten(e)})") from e
+    if isinstance(value, list):  # a Parquet map arrives as (key, value) pairs
+        value = dict(value) if all(isinstance(v, tuple) and len(v) == 2 for v in value) else None
+    if not isinstance(value, dict):
+        raise RowError("locale_banned_words: expected a map of locale to words")
+    words: dict[str, list[str]] = {}
+    for key, banned in value.items():
+        locale = _locale("locale_banned_words", str(key))
+        if locale not in locales:
+            raise RowError(f"locale_banned_words: {locale} is not one of the brief's locales")
+        words[locale] = _words("locale_banned_words", banned, limits) or []
+    return words
 
 
 def _over(name: str, amount: str, setting: str, limit: int) -> RowError:
@@ -330,7 +453,9 @@ def _blank(text: str) -> bool:
     return all(unicodedata.category(c)[0] in "ZC" or c in BLANK_LETTERS for c in text)
 
 
-def _text(name: str, value: Any, required: bool, limits: Limits) -> str | None:
+def _text(
+    name: str, value: Any, required: bool, limits: Limits, caps: dict[str, int] = FIELD_CHARS
+) -> str | None:
     if _missing(value):
         if required:
             raise RowError(f"{name}: missing")
@@ -343,12 +468,14 @@ def _text(name: str, value: Any, required: bool, limits: Limits) -> str | None:
         return None
     if len(value) > limits.max_field_chars:
         raise _over(name, f"{len(value)} characters", "max_field_chars", limits.max_field_chars)
-    if name in FIELD_CHARS and len(value) > FIELD_CHARS[name]:
-        raise RowError(f"{name}: {len(value)} characters, at most {FIELD_CHARS[name]} allowed")
+    if name in caps and len(value) > caps[name]:
+        raise RowError(f"{name}: {len(value)} characters, at most {caps[name]} allowed")
     return value
 
 
-def _words(name: str, value: Any, limits: Limits, separator: str = ",") -> list[str] | None:
+def _words(
+    name: str, value: Any, limits: Limits, separator: str = ",", lower: bool = True
+) -> list[str] | None:
     """A list of strings, or one string of items between separators, as a clean list without repeats."""
     if _missing(value):
         return None
@@ -361,7 +488,7 @@ def _words(name: str, value: Any, limits: Limits, separator: str = ",") -> list[
     longest = max(map(len, value), default=0)
     if longest > limits.max_field_chars:
         raise _over(name, f"an item of {longest} characters", "max_field_chars", limits.max_field_chars)
-    words = list(dict.fromkeys(v.strip().lower() for v in value if not _blank(v)))
+    words = list(dict.fromkeys(v.strip().lower() if lower else v.strip() for v in value if not _blank(v)))
     if name == "channels" and not words:
         raise RowError("channels: empty")
     return words

@@ -7,8 +7,8 @@ import logging
 import time
 from collections import Counter, defaultdict
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
-from itertools import groupby
+from dataclasses import asdict, dataclass, field, replace
+from itertools import groupby, product
 from typing import Any
 
 import numpy as np
@@ -19,7 +19,7 @@ from adforge.storage.faults import fault_point
 from adforge.tasks.ad_sets import SOURCES, choose_set, limits_refusal, offered, read_extras
 from adforge.tasks.brand_kits import BrandKit, voice
 from adforge.tasks.channels import CopyFields
-from adforge.tasks.domain import AssetRow, Brief, CopyJob, CopyRow, Failure, FailureKind, failure
+from adforge.tasks.domain import AssetRow, BrandRules, Brief, CopyJob, CopyRow, Failure, FailureKind, failure
 from adforge.tasks.generation import (
     Completion,
     EngineOptions,
@@ -31,6 +31,7 @@ from adforge.tasks.generation import (
     text_generator,
 )
 from adforge.tasks.ids import derive_seed, make_id
+from adforge.tasks.locales import language_of
 from adforge.tasks.progress import Progress, run_logger
 from adforge.tasks.prompts import copy_messages
 from adforge.tasks.rules import (
@@ -61,26 +62,46 @@ class CopyResult:
 def plan_copies(
     briefs: list[Brief], sampling: Sampling, kits: Mapping[str, BrandKit] | None = None
 ) -> list[CopyJob]:
-    """Every (brief, channel, variant) as a job with a deterministic id and seed; a brand kit's business
-    name and tone notes go into the prompt and the id."""
+    """Every (brief, channel, segment, locale, variant) as a job with a deterministic id and seed, in that
+    order: the prompts of one brief stay together and share their start (the engine's prefix cache). A
+    brand kit's business name and tone notes go into the prompt and the id; a segment's and a locale's
+    parts are in the id only where the brief names segments or locales, so other ids are as before."""
     settings = asdict(sampling)
-    voices = {brief.brief_id: voice((kits or {}).get(brief.brand.strip())) for brief in briefs}
-    return [
-        CopyJob(
-            copy_id=make_id("copy", brief.brief_hash, channel, variant, settings, *voices[brief.brief_id]),
-            brief_id=brief.brief_id,
-            brief_hash=brief.brief_hash,
-            channel=channel,
-            variant=variant,
-            seed=derive_seed(sampling.seed, brief.brief_id, channel, variant),
-            messages=copy_messages(brief, channel, variant, voices[brief.brief_id]),
-            rules=brief.rules,
-            brief_text=brief_text(brief.product, brief.audience, brief.key_message),
-        )
-        for brief in briefs
-        for channel in brief.channels
-        for variant in range(1, brief.variants + 1)
-    ]
+    jobs = []
+    for brief in briefs:
+        brand_voice = voice((kits or {}).get(brief.brand.strip()))
+        segments, locales = brief.segments or [None], brief.locales or [None]
+        for channel, segment, locale in product(brief.channels, segments, locales):
+            audience = (segment.segment_id, segment.segment_hash) if segment else ()
+            market = (locale, brief.locale_banned_words.get(locale, [])) if locale else ()
+            rules = locale_rules(brief, locale)
+            for variant in range(1, brief.variants + 1):
+                parts = (brief.brief_hash, channel, variant, settings, *brand_voice, *audience, *market)
+                jobs.append(CopyJob(
+                    copy_id=make_id("copy", *parts),
+                    brief_id=brief.brief_id,
+                    brief_hash=brief.brief_hash,
+                    channel=channel,
+                    variant=variant,
+                    seed=derive_seed(sampling.seed, brief.brief_id, channel, variant, *audience[:1],
+                                     *market[:1]),
+                    messages=copy_messages(brief, channel, variant, brand_voice, segment, locale),
+                    rules=rules,
+                    brief_text=brief_text(brief.product, segment.description if segment else brief.audience,
+                                          brief.key_message),
+                    segment_id=segment and segment.segment_id,
+                    segment_hash=segment and segment.segment_hash,
+                    locale=locale or brief.language,
+                ))  # fmt: skip
+    return jobs
+
+
+def locale_rules(brief: Brief, locale: str | None) -> BrandRules:
+    """The brief's rules for its ads in one locale: that locale's language and banned words."""
+    if locale is None:
+        return brief.rules
+    banned = (*brief.banned_words, *brief.locale_banned_words.get(locale, []))
+    return replace(brief.rules, language=language_of(locale), banned_words=banned)
 
 
 def copy_chunks(jobs: list[CopyJob], size: int) -> list[list[CopyJob]]:
@@ -96,9 +117,9 @@ def copy_chunks(jobs: list[CopyJob], size: int) -> list[list[CopyJob]]:
 
 def with_siblings(jobs: list[CopyJob], stored: list[dict[str, Any]]) -> list[CopyJob]:
     """Give each job the stored variants of its brief and channel, which a new variant must differ from."""
-    texts: dict[tuple[str, str], list[str]] = defaultdict(list)
+    texts: dict[tuple, list[str]] = defaultdict(list)
     for c in stored:
-        texts[c["brief_hash"], c["channel"]].append(copy_text(c))
+        texts[c["brief_hash"], c["segment_id"], c["locale"], c["channel"]].append(copy_text(c))
     for job in jobs:
         job.siblings = list(texts[job.group])
     return jobs
@@ -157,7 +178,8 @@ def copy_row(job: CopyJob, pick: Candidate, attempt: int, sampling: Sampling, se
         prompt=json.dumps(job.messages, ensure_ascii=False), prompt_tokens=pick.out.prompt_tokens,
         output_tokens=pick.out.output_tokens, relevance=round(pick.relevance, 4),
         readability=readability(scored_text(fields), job.rules.language), score_model=sampling.score_model,
-        embedding=pick.embedding.tolist(),
+        embedding=pick.embedding.tolist(), segment_id=job.segment_id, segment_hash=job.segment_hash,
+        locale=job.locale,
     )  # fmt: skip
 
 
@@ -177,6 +199,9 @@ def generate_copy(jobs: list[CopyJob], engine: EngineOptions, sampling: Sampling
     """Write copy for a chunk of jobs: `sampling.candidates` completions per job in one pass, the best
     that passes every rule kept; a job none of whose candidates passes is sampled again with a new seed."""
     result = CopyResult()
+    jobs = _writable(jobs, sampling, result)
+    if not jobs:
+        return result
     # Module state only through functions: Ray ships this task's own globals by value.
     if not loaded(engine):
         started = time.perf_counter()
@@ -348,6 +373,23 @@ def refusal(reasons: list[str]) -> str:
     kinds = Counter(r.split(":")[0] for r in reasons)
     counts = ", ".join(f"{kind} ×{n}" for kind, n in kinds.items())
     return f"{reasons[-1]} (all {len(reasons)} samples refused: {counts})"
+
+
+def writes(job: CopyJob, sampling: Sampling) -> bool:
+    """Whether the text model writes the language of the job's locale (the text_model_languages setting)."""
+    languages = sampling.languages.split(",")
+    return "any" in languages or job.rules.language in languages
+
+
+def _writable(jobs: list[CopyJob], sampling: Sampling, result: CopyResult) -> list[CopyJob]:
+    """Jobs in a language the text model writes; the rest become failures, without a model call."""
+    for job in jobs:
+        if not writes(job, sampling):
+            reason = (f"locale {job.locale}: the text model writes {sampling.languages}, not "
+                      f"{job.rules.language}; set text_model and text_model_languages to a model that "
+                      "does (deploy/gpu.toml)")  # fmt: skip
+            result.failures.append(failure(job, FailureKind.LOCALE, reason, 0))
+    return [job for job in jobs if writes(job, sampling)]
 
 
 def _fit_context(

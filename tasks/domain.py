@@ -3,6 +3,7 @@ failures and stage timings. Rows carry exactly their table's columns (the run id
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,6 +29,7 @@ class FailureKind(StrEnum):
     RULE = "rule"  # every sample broke a rule: the same settings would break it again
     PROMPT_TOO_LONG = "prompt_too_long"  # the brief's prompt leaves no room for the copy
     CREATIVE = "creative"  # the text cannot be set on the image, or the image cannot be read
+    LOCALE = "locale"  # the text model does not write the locale's language (text_model_languages)
 
 
 RETRIED = (FailureKind.ENGINE_ERROR,)  # kinds a later run with the same settings tries again
@@ -42,6 +44,24 @@ class BrandRules:
     language: str = "en"
     product: str = ""  # a name too: the language rule reads the copy without brand and product
     facts: str = ""  # the brief's product, audience, key message, tone and claims: what a copy may claim
+
+
+@dataclass(frozen=True)
+class Segment:
+    """An audience segment a brief's ads are written for: a row of `segments`. `attributes` is JSON (age
+    range, interests, region, ...); `segment_hash` covers what the prompt says about the segment."""
+
+    segment_id: str
+    segment_hash: str
+    name: str
+    description: str
+    attributes: str | None = None
+
+    def prompt_line(self) -> str:
+        """The segment in words: its name, description and attributes."""
+        extra = "; ".join(f"{k}: {v}" for k, v in json.loads(self.attributes or "{}").items())
+        named = self.description if self.name == self.description else f"{self.name}: {self.description}"
+        return named + (f" ({extra})" if extra else "")
 
 
 @dataclass
@@ -65,10 +85,21 @@ class Brief:
     metadata: str | None = None
     source_file: str | None = None
     source_row: int | None = None
+    # Each segment and each locale gets its own ads; none: the brief's audience, in its language.
+    segments: list[Segment] = field(default_factory=list)
+    locales: list[str] = field(default_factory=list)
+    locale_banned_words: dict[str, list[str]] = field(default_factory=dict)  # locale → more banned words
 
     @property
     def rules(self) -> BrandRules:
         return brand_rules(vars(self))
+
+    def record(self) -> dict[str, Any]:
+        """The `briefs` row: the fields every ad of the brief shares (segments are rows of their own)."""
+        return {k: v for k, v in vars(self).items() if k not in PER_AD}
+
+
+PER_AD = ("segments", "locales", "locale_banned_words")  # a brief's fields that shape some of its ads only
 
 
 def brand_rules(brief: dict[str, Any]) -> BrandRules:
@@ -90,7 +121,7 @@ class RejectedBrief:
 
 @dataclass
 class CopyJob:
-    """One copy variant to write: a brief on a channel."""
+    """One copy variant to write: a brief on a channel, for one audience segment in one locale."""
 
     copy_id: str
     brief_id: str
@@ -106,6 +137,9 @@ class CopyJob:
     candidates: int = 0  # completions the engine wrote for this job so far
     # This attempt's readable candidates (copy fields, further values): what platform sets are chosen from.
     offers: list[tuple[dict[str, str], dict[str, list[str]]]] = field(default_factory=list)
+    segment_id: str | None = None  # None: the brief's audience
+    segment_hash: str | None = None
+    locale: str = "en"  # the brief's language when it names no locales
 
     stage = Stage.COPY
 
@@ -118,8 +152,9 @@ class CopyJob:
         return "\n".join(m["content"] for m in self.messages)
 
     @property
-    def group(self) -> tuple[str, str]:
-        return self.brief_hash, self.channel
+    def group(self) -> tuple[str, str | None, str, str]:
+        """The variants that must differ from each other: one brief, segment, locale and channel."""
+        return self.brief_hash, self.segment_id, self.locale, self.channel
 
 
 @dataclass
@@ -147,6 +182,9 @@ class CopyRow:
     readability: float | None = None
     score_model: str | None = None
     embedding: list[float] | None = None
+    segment_id: str | None = None
+    segment_hash: str | None = None
+    locale: str | None = None
 
 
 @dataclass
@@ -273,10 +311,16 @@ class Failure:
     attempts: int
     channel: str | None = None
     variant: int | None = None
+    brief_hash: str | None = None  # of a copy's failure: which version of the brief, segment and locale
+    segment_id: str | None = None
+    locale: str | None = None
 
 
 def failure(job: CopyJob | ImageJob | CreativeJob, kind: FailureKind, reason: str, attempts: int) -> Failure:
     """The failure row for any job."""
+    if isinstance(job, CopyJob):
+        return Failure(job.stage, kind, job.item_id, job.brief_id, reason, attempts, job.channel, job.variant,
+                       job.brief_hash, job.segment_id, job.locale)  # fmt: skip
     return Failure(job.stage, kind, job.item_id, job.brief_id, reason, attempts, job.channel, job.variant)
 
 

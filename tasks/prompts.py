@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from adforge.tasks.ad_sets import prompt_lines
 from adforge.tasks.channels import CHANNELS, CTA_BUTTONS, IMAGE_PROMPT_MAX
-from adforge.tasks.domain import Brief
+from adforge.tasks.domain import Brief, Segment
+from adforge.tasks.locales import describe_locale
 from adforge.tasks.rules import brand_in_grammar
 
 SYSTEM = (
@@ -16,24 +17,21 @@ SYSTEM = (
 
 
 def copy_messages(
-    brief: Brief, channel: str, variant: int, voice: tuple[str, ...] = ()
-) -> list[dict[str, str]]:
-    """The chat messages asking for one copy variant of a brief on a channel; `voice` holds the lines of
-    the brand's kit (business name, tone notes)."""
+    brief: Brief, channel: str, variant: int, voice: tuple[str, ...] = (), segment: Segment | None = None,
+    locale: str | None = None,
+) -> list[dict[str, str]]:  # fmt: skip
+    """The chat messages asking for one copy variant of a brief on a channel, for a segment in a locale;
+    `voice` holds the lines of the brand's kit (business name, tone notes). What the brief's ads share
+    comes first, then the channel, the segment, the locale and the variant: prompts planned in that order
+    share their start, which the engine's prefix cache computes once."""
     spec = CHANNELS[channel]
     lines = [
-        f"Channel: {channel} ({spec.style}).",
-        f"Limits: headline ({spec.headline}) {spec.headline_min} to {spec.headline_max} characters; "
-        f"body ({spec.body}) {spec.body_min} to {spec.body_max} characters; "
-        f"cta: one of the buttons {', '.join(CTA_BUTTONS)}; "
-        f"at most {spec.max_hashtags} hashtags" + ("." if spec.line_breaks else "; no line breaks."),
         f"Brand: {brief.brand}",
         f"Product: {brief.product}",
         f"Audience: {brief.audience}",
         f"Key message: {brief.key_message}",
         f"Tone: {brief.tone}",
         *voice,
-        f"Language: {brief.language}",
     ]
     if brief.banned_words:
         lines.append(f"Never use these words: {', '.join(brief.banned_words)}")
@@ -42,13 +40,35 @@ def copy_messages(
     lines += [
         "Use no number, price, percentage or date the brief does not give, and no absolute claim "
         "(free, best, guaranteed, #1) the brief does not make.",
-        f"This is variant {variant} of {brief.variants}; make it different from the others.",
         f"The body starts with {brief.brand}."
         if brand_in_grammar(brief.brand)
         else f"Mention {brief.brand} in the headline or body.",
         "The headline is a few words and says something the body does not repeat.",
         f"image_prompt: the picture itself (subject, setting, light) in a sentence of at most "
         f"{IMAGE_PROMPT_MAX} characters, with no lettering in it.",
+        f"Channel: {channel} ({spec.style}).",
+        f"Limits: headline ({spec.headline}) {spec.headline_min} to {spec.headline_max} characters; "
+        f"body ({spec.body}) {spec.body_min} to {spec.body_max} characters; "
+        f"cta: one of the buttons {', '.join(CTA_BUTTONS)}; "
+        f"at most {spec.max_hashtags} hashtags" + ("." if spec.line_breaks else "; no line breaks."),
         *prompt_lines(channel),
     ]
+    if segment:
+        lines.append(f"Write for this audience segment: {segment.prompt_line()}")
+    lines += locale_lines(brief, locale)
+    lines.append(f"This is variant {variant} of {brief.variants}; make it different from the others.")
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n".join(lines)}]
+
+
+def locale_lines(brief: Brief, locale: str | None) -> list[str]:
+    """The language of the copy: a locale's market and its banned words, or the brief's language."""
+    if locale is None:
+        return [f"Language: {brief.language}"]
+    lines = [
+        f"Locale: {locale} ({describe_locale(locale)}). Write the copy in that language as a native "
+        "copywriter in that market would, for its readers: not a word-for-word translation."
+    ]
+    banned = brief.locale_banned_words.get(locale)
+    if banned:
+        lines.append(f"Never use these words in {locale}: {', '.join(banned)}")
+    return lines
