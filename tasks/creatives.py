@@ -6,7 +6,8 @@ made more opaque, up to solid, until it reaches MIN_CONTRAST.
 
 Each character is drawn by the first font of a chain (the configured font, then FALLBACK_FONTS, then
 Pillow's built-in font) whose character map has it; text that no installed font draws is refused, so
-a creative never shows empty boxes.
+a creative never shows empty boxes. A line that starts right to left (Arabic, Hebrew) draws its runs of
+characters in one font right to left: a Latin brand name at its end is drawn at its left end.
 
 With a brand kit (tasks/brand_kits.py) the call to action is a button in the brand's primary colour with a
 white or black label, whichever contrasts more (the colour is darkened or lightened until the label reaches
@@ -208,21 +209,40 @@ def describe(chars: str) -> str:
     return ", ".join(f"'{char}' (U+{ord(char):04X})" for char in chars)
 
 
+def base_direction(text: str) -> str:
+    """'rtl' when the first character of text with a strong bidi class is right-to-left (Hebrew, Arabic),
+    else 'ltr' (also for text without one)."""
+    strong = (bidi for bidi in map(unicodedata.bidirectional, text) if bidi in ("L", "R", "AL"))
+    return "rtl" if next(strong, "L") in ("R", "AL") else "ltr"
+
+
+def visual_runs(text: str, fonts: Fonts) -> list[tuple[str, Any, str | None]]:
+    """Text's runs in the order they are drawn, left to right, each with its font and the direction raqm
+    lays it out in (None: raqm's own, from the run's first strong character). A left-to-right line is drawn
+    in logical order as always; a right-to-left line (base_direction) in reverse, each run laid out right to
+    left, so that a run's edge spaces fall between the runs (Pillow's built-in font takes no direction)."""
+    # Short of full bidi: direction per line; runs move whole (an RTL line swaps a Latin run and a CJK run).
+    split = [(run, load_font(path, fonts.size), path) for run, path in runs(text, fonts.chain)]
+    if base_direction(text) == "ltr":
+        return [(run, font, None) for run, font, _ in split]
+    return [(run, font, None if path == PILLOW_FONT else "rtl") for run, font, path in reversed(split)]
+
+
 def text_length(text: str, fonts: Fonts) -> float:
     """The width of text drawn run by run, each run in its own font."""
-    return sum(load_font(path, fonts.size).getlength(run) for run, path in runs(text, fonts.chain))
+    return sum(font.getlength(run, direction=direction) for run, font, direction in visual_runs(text, fonts))
 
 
 def draw_text(
     draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, fonts: Fonts, fill: tuple[int, ...] = TEXT
 ) -> None:
-    """Draw text run after run from xy (the top left), on the baseline of the chain's first font."""
+    """Draw text's runs in visual order (visual_runs) from xy (the top left), on the baseline of the chain's
+    first font."""
     x, y = xy
     baseline = y + load_font(fonts.chain[0], fonts.size).getmetrics()[0]
-    for run, path in runs(text, fonts.chain):
-        font = load_font(path, fonts.size)
-        draw.text((x, baseline), run, font=font, fill=fill, anchor="ls")
-        x += font.getlength(run)
+    for run, font, direction in visual_runs(text, fonts):
+        draw.text((x, baseline), run, font=font, fill=fill, anchor="ls", direction=direction)
+        x += font.getlength(run, direction=direction)
 
 
 def wrap(text: str, fonts: Fonts, width: int) -> list[str]:

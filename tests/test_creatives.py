@@ -181,17 +181,23 @@ def test_arabic_is_shaped_by_raqm():
     assert compose(NOISE, text, "اشتر الآن", (1200, 628), FONT)[1]["font_size"] > 0
 
 
-def _widest_gap(image: Image.Image) -> tuple[int, int]:
-    """The first and last column of the widest run of blank columns inside the ink's bounding box."""
+def _gaps(image: Image.Image) -> list[tuple[int, int]]:
+    """The first and last column of each run of blank columns inside the ink's bounding box, left to right."""
     left, _, right, _ = image.getbbox()
     blank = [not any(image.crop((x, 0, x + 1, image.height)).getdata()) for x in range(left, right)]
-    best, start = (0, 0), None
+    gaps, start = [], None
     for x, empty in enumerate([*blank, False]):
         if empty and start is None:
             start = x
         elif not empty and start is not None:
-            best, start = max(best, (start, x - 1), key=lambda g: g[1] - g[0]), None
-    return left + best[0], left + best[1]
+            gaps.append((left + start, left + x - 1))
+            start = None
+    return gaps
+
+
+def _widest_gap(image: Image.Image) -> tuple[int, int]:
+    """The first and last column of the widest run of blank columns inside the ink's bounding box."""
+    return max(_gaps(image), key=lambda g: g[1] - g[0], default=(0, 0))
 
 
 def test_hebrew_runs_right_to_left():
@@ -202,6 +208,63 @@ def test_hebrew_runs_right_to_left():
     gap = _widest_gap(ink)
     assert gap[1] < (left + right) / 2, "the space is left of the middle: the first word is on the right"
     assert compose(NOISE, "קפה קר בשלושים שניות", "קנו עכשיו", (1200, 628), FONT)[1]["headline_lines"] >= 1
+
+
+# The sample kits' font: it has no Arabic or Hebrew letters, which the fallbacks (DejaVu Sans) draw.
+SERIF = "DejaVuSerif-Bold.ttf"
+
+
+@pytest.mark.parametrize("text", ["قهوة باردة من Nordbrew", "קפה קר של Nordbrew"])
+def test_a_latin_brand_ending_a_right_to_left_line_is_drawn_at_its_left_end(text: str):
+    fonts = Fonts(font_chain(SERIF), 60)
+    (words, words_font), (brand, brand_font) = runs(text, fonts.chain)
+    assert brand == "Nordbrew" and Path(brand_font).name == SERIF != Path(words_font).name, "two runs"
+    line, alone = _ink(text, fonts), _ink(brand, fonts)
+    right = alone.getbbox()[2]  # the brand's ink ends here when it is drawn first, from the line's start
+    start, start_alone = (image.crop((0, 0, right, image.height)).tobytes() for image in (line, alone))
+    assert start == start_alone, "the brand's ink is the line's left end, as the brand drawn alone"
+    assert line.getbbox()[2] > right + fonts.size, "the right-to-left words are right of the brand"
+    assert line.getbbox()[2] <= 10 + text_length(text, fonts) + 2, "text_length measures what is drawn"
+    assert creatives.base_direction(text) == "rtl" and creatives.base_direction(f"{brand} {words}") == "ltr"
+
+
+@pytest.mark.parametrize("text", ["قهوة Nordbrew الباردة", "קפה Nordbrew קר"])
+def test_a_latin_brand_inside_a_right_to_left_line_has_a_space_on_each_side(text: str):
+    fonts = Fonts(font_chain(SERIF), 60)
+    assert len(runs(text, fonts.chain)) == 3
+    line = _ink(text, fonts)
+    gaps = sorted(_gaps(line), key=lambda g: g[1] - g[0])[-2:]
+    (_, before), (after, _) = sorted(gaps)  # the two widest blank stretches, left to right: the spaces
+    assert all(end - start + 1 >= fonts.size // 4 for start, end in gaps), "a whole space on each side"
+    left, _, right, _ = _ink("Nordbrew", fonts).getbbox()
+    assert abs((after - before - 1) - (right - left)) <= 1, "between the spaces: the brand, as wide as alone"
+
+
+def test_cjk_and_arabic_creatives_are_rendered_through_the_whole_path(tmp_path: Path):
+    source = tmp_path / "img.png"
+    WHITE.save(source)  # on white, the only white pixels in the dark panel are the text's
+    texts = {"ja-JP": ("桜の紅茶、朝の一杯に", "今すぐ購入"),
+             "ar-SA": ("قهوة باردة في ثلاثين ثانية", "اشتر الآن")}  # fmt: skip
+    rows = [{"image_id": f"image-{i:020x}", "copy_id": f"copy-{locale}", "brief_id": "b1", "channel": "x",
+             "headline": headline, "cta": cta, "path": str(source)}
+            for i, (locale, (headline, cta)) in enumerate(texts.items())]  # fmt: skip
+    jobs = creatives.plan_creatives(rows, FONT)
+    made, refused = creatives.render_creatives.fn(jobs, FONT, ArtifactStore(tmp_path / "art"))
+    assert refused == [] and [r.copy_id for r in made] == ["copy-ja-JP", "copy-ar-SA"]
+    # The configured font, DejaVu Sans, has Arabic letters: it draws them, not Noto Sans Arabic after it.
+    assert [r.font for r in made] == ["Noto Sans CJK JP", "DejaVu Sans"]
+    for row, (headline, cta) in zip(made, texts.values(), strict=True):
+        _assert_every_glyph_is_drawn(headline + cta)
+        assert row.headline_lines >= 1 and Path(row.path).is_file()
+        image = Image.open(row.path).convert("RGB")
+        assert image.size == SIZES["x"]
+        margin = image.width // 20
+        top = _panel_top(image) + margin  # the first line's top
+        bottom = top + int(row.font_size * 1.25) * row.headline_lines
+        grey = image.convert("L")
+        headline_area = grey.crop((2 * margin, top, image.width - 2 * margin, bottom))
+        cta_area = grey.crop((2 * margin, bottom, image.width - 2 * margin, image.height - margin))
+        assert headline_area.histogram()[255] > 500 and cta_area.histogram()[255] > 500, "text in both"
 
 
 def test_characters_no_font_draws_are_a_failure_not_boxes(tmp_path: Path):
