@@ -386,7 +386,8 @@ def normalise(
     for name in RANGES:
         brief[name] = _count(name, row.get(name))
     brief["segments"] = _segments(row.get("segments"), limits, segments)
-    brief["locales"] = [_locale("locales", v) for v in _words("locales", row.get("locales"), limits) or []]
+    locales = _words("locales", row.get("locales"), limits, lower=False) or []
+    brief["locales"] = [_locale("locales", v) for v in locales]
     brief["locale_banned_words"] = _locale_words(row.get("locale_banned_words"), brief["locales"], limits)
     for name, default in DEFAULTS.items():
         if brief[name] is None:

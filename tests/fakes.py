@@ -27,6 +27,19 @@ CLAUSES = (
 HEADLINES = ("made for you", "a little better", "your new habit", "worth a look", "good every day")
 LIGHTS = ("morning", "evening", "window", "golden", "studio")
 MARKER = "Brand: "
+# Copy in the language of a prompt's locale, where the fake knows it: (headlines, clauses).
+LOCAL = {
+    "es": (("hecho para ti", "un poco mejor", "tu nuevo hábito", "vale la pena", "bueno cada día"),
+           ("hace que las mañanas sean fáciles para todos los que lo prueban hoy.",
+            "está pensado para las personas que siempre van con prisa y quieren más de su día.",
+            "cumple cada promesa que hace, temporada tras temporada.",
+            "convierte un pequeño hábito en una victoria diaria que se nota.",
+            "fue hecho con cariño por un equipo pequeño que ama las cosas buenas.")),
+    "ja": (("あなたのために", "毎日をもっと良く", "新しい習慣", "一度お試しを", "毎日おいしい"),
+           ("忙しい朝をもっと楽にしてくれます。", "毎日の小さな習慣が大きな喜びに変わります。",
+            "季節が変わっても約束を守り続けます。", "小さなチームが心を込めて作りました。",
+            "移動の多い毎日にぴったりです。")),
+}  # fmt: skip
 
 
 class FakeText:
@@ -52,9 +65,11 @@ class FakeText:
         variant = int(re.search(r"This is variant (\d+)", user).group(1))
         channel = CHANNELS[re.search(r"Channel: (\w+)", user).group(1)]
         first = variant + request.seed + candidate
-        clauses = [CLAUSES[(first + k) % len(CLAUSES)] for k in range(3)]
+        locale = re.search(r"^Locale: ([a-z]+)", user, re.MULTILINE)
+        headlines, sentences = LOCAL.get(locale.group(1) if locale else "", (HEADLINES, CLAUSES))
+        clauses = [sentences[(first + k) % len(sentences)] for k in range(3)]
         copy = {
-            "headline": f"{brand}: {HEADLINES[first % len(HEADLINES)]}"[: channel.headline_max],
+            "headline": f"{brand}: {headlines[first % len(headlines)]}"[: channel.headline_max],
             "body": f"{brand} {' '.join(clauses)}"[: channel.body_max],
             "cta": request.schema["properties"]["cta"]["enum"][0],
             "image_prompt": f"a still life of {brand} on a table in soft {LIGHTS[first % len(LIGHTS)]} light",
