@@ -35,10 +35,7 @@ def quality_report(copies: list[dict[str, Any]], failures: list[dict[str, Any]])
     n = len(copies)
     checks = [rule_outcomes(c) for c in copies]
     broken = {measure: _share([_failed(c, rule) for c in checks], n) for measure, rule in BROKEN.items()}
-    groups: dict[tuple, list[str]] = defaultdict(list)
-    for c in copies:
-        groups[(c["brief_id"], c["brief_hash"], c["channel"])].append(copy_text(c))
-    pairs = [similarity(a, b) for texts in groups.values() for a, b in combinations(texts, 2)]
+    pairs, across = _similarities(copies)
     return {
         "copies": n,
         "within channel limits (%)": _share([c["channel_limits"] == "passed" for c in checks], n),
@@ -50,6 +47,8 @@ def quality_report(copies: list[dict[str, Any]], failures: list[dict[str, Any]])
         **broken,
         "mean pairwise variant similarity": round(mean(pairs), 3) if pairs else None,
         "max pairwise variant similarity": round(max(pairs), 3) if pairs else None,
+        "mean cross-segment similarity": round(mean(across), 3) if across else None,
+        "max cross-segment similarity": round(max(across), 3) if across else None,
         "mean relevance": _mean([c.get("relevance") for c in copies], 3),
         "mean diversity": _mean([c.get("diversity") for c in copies], 3),
         "mean readability": _mean([c.get("readability") for c in copies], 1),
@@ -60,6 +59,20 @@ def quality_report(copies: list[dict[str, Any]], failures: list[dict[str, Any]])
         **_by_rule("failures: ", [f["reason"] for f in failures]),
         **_by_rule("retries for: ", [r for c in copies for r in _refused(c)]),
     }
+
+
+def _similarities(copies: list[dict[str, Any]]) -> tuple[list[float], list[float]]:
+    """Text similarity of every pair of variants (one brief, segment, locale and channel), and of every pair
+    of ads of one brief, locale and channel written for different segments."""
+    ads: dict[tuple, dict[str | None, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for c in copies:
+        key = (c["brief_id"], c["brief_hash"], c.get("locale"), c["channel"])
+        ads[key][c.get("segment_id")].append(copy_text(c))
+    variants = [similarity(a, b) for segments in ads.values() for texts in segments.values()
+                for a, b in combinations(texts, 2)]  # fmt: skip
+    across = [similarity(a, b) for segments in ads.values()
+              for one, other in combinations(segments.values(), 2) for a in one for b in other]  # fmt: skip
+    return variants, across
 
 
 def rule_outcomes(copy: dict[str, Any]) -> dict[str, str]:

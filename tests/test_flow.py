@@ -23,7 +23,7 @@ from adforge.flows.generate_campaigns import generate_campaigns
 from adforge.tasks.ad_sets import SOURCES
 from adforge.tasks.creatives import MIN_CONTRAST, sizes
 from adforge.tasks.platforms import PLATFORM_FORMATS, problems
-from adforge.tasks.sample_briefs import write_sample_briefs
+from adforge.tasks.sample_briefs import LOCALES, SAMPLE_BRIEFS, SEGMENTS, write_sample_briefs
 
 OUTPUT = Path(__file__).resolve().parent.parent / "test-output"  # kept for review after the run
 
@@ -62,15 +62,40 @@ def run(models_dir: str, tmp_path_factory: pytest.TempPathFactory):
 
 def test_counts_match_briefs_channels_variants(run):
     summary, db, _ = run
-    expected = db.scalar("SELECT sum(len(channels) * variants) FROM briefs")
+    expected = sum(len(channels) * len(SEGMENTS[brief_id]) * len(LOCALES.get(brief_id, [""])) * variants
+                   for brief_id, _, _, _, _, _, _, channels, variants, _ in SAMPLE_BRIEFS)  # fmt: skip
     copies = db.scalar("SELECT count(*) FROM copies")
     copy_failures = db.scalar("SELECT count(*) FROM failures WHERE stage = 'copy'")
-    assert copies + copy_failures == expected == 57
+    assert copies + copy_failures == expected == 80
     assert copies >= 8, db.rows("SELECT reason FROM failures")  # 11 of 57 with these settings, offline model
     images = db.scalar("SELECT count(*) FROM images")
     wanted = db.scalar("SELECT sum(b.images_per_copy) FROM copies JOIN briefs b USING (brief_id, brief_hash)")
     assert images == wanted
     assert (summary["copies"], summary["images"], summary["briefs_read"]) == (copies, images, 12)
+
+
+def test_each_segment_and_locale_has_its_ads_or_says_why_not(run):
+    summary, db, settings = run
+    made = db.rows("SELECT brief_id, segment_id, locale, channel, 'copy', NULL FROM copies UNION ALL "
+                   "SELECT brief_id, segment_id, locale, channel, kind, reason FROM failures "
+                   "WHERE stage = 'copy'")  # fmt: skip
+    names = dict(db.rows("SELECT segment_id, description FROM segments"))
+    combos = {(b, names[s], loc, ch) for b, s, loc, ch, _, _ in made}
+    planned = {(brief_id, segment, locale, channel)
+               for brief_id, _, _, _, _, _, _, channels, _, _ in SAMPLE_BRIEFS for channel in channels
+               for segment in SEGMENTS[brief_id] for locale in LOCALES.get(brief_id, ["en"])}  # fmt: skip
+    assert combos == planned, "every brief × segment × locale × channel was written or failed"
+    for _, _, locale, _, kind, reason in made:
+        if locale.startswith("en"):
+            assert kind in ("copy", "rule"), reason
+        else:  # the offline model writes English only: a clear failure, no model call
+            assert kind == "locale", reason
+            assert reason.startswith(f"locale {locale}: the text model writes en"), reason
+    for segment_id, prompt in db.rows("SELECT segment_id, prompt FROM copies"):
+        assert f"Write for this audience segment: {names[segment_id]}" in json.loads(prompt)[1]["content"]
+    rows = db.rows("SELECT brief_id, segment_name, locale, channel, coverage FROM v_coverage")
+    assert {r[:4] for r in rows} == planned and {r[4] for r in rows} <= {"awaiting_review", "failed"}
+    assert main(["quality", "--run", summary["run_id"], "--db", settings["db"]]) == 0
 
 
 def test_every_ad_has_its_platform_fields(run):

@@ -82,6 +82,15 @@ def test_report_counts():
     assert report["copy failures"] == 2
 
 
+def test_ads_of_different_segments_are_compared_apart_from_variants():
+    runners = GOOD | {"segment_id": "runners", "body": "Nordbrew fuels a dawn run, cold and ready."}
+    nurses = GOOD | {"segment_id": "nurses", "body": "Nordbrew for the end of a night shift, smooth."}
+    report = quality_report([nurses, nurses | {"headline": "Calm after the shift"}, runners], [])
+    assert report["mean pairwise variant similarity"] > 0.5, "the two nurses' variants, and only they"
+    assert 0 < report["mean cross-segment similarity"] < report["mean pairwise variant similarity"]
+    assert quality_report([GOOD], [])["mean cross-segment similarity"] is None
+
+
 def test_good_copy_passes_every_rule():
     assert all(not outcome.startswith("failed") for outcome in rule_outcomes(GOOD).values())
     assert all(quality_report([GOOD], [])[measure] == 0.0 for measure in BREAKS)
