@@ -56,7 +56,7 @@ def quiet_logs(settings: Settings) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     quiet_logs(settings)
-    from adforge.tasks.briefs import BriefFileError, find_files, open_briefs
+    from adforge.tasks.briefs import BriefFileError, find_files, open_briefs, read_segments, segment_files
     from adforge.tasks.untrusted import printable
 
     # Stop before starting Prefect or any model when no file given can be used at all; the run itself
@@ -74,6 +74,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             problems.append(str(e))
     else:
         return error(ValueError(printable("; ".join(problems or notes))), 2)
+    try:  # an unusable segments file stops the run before it starts too
+        read_segments(segment_files(args.briefs, settings.segments), settings.limits())
+    except BriefFileError as e:
+        return error(ValueError(printable(e)), 2)
     from adforge.flows.generate_campaigns import format_summary, generate_campaigns
     from adforge.storage.artifacts import ArtifactError
     from adforge.storage.db import DatabaseBusy, DatabaseCorrupt

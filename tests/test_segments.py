@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from adforge.flows.cli import main
 from adforge.flows.generate_campaigns import generate_campaigns
 from adforge.flows.settings import Settings
 from adforge.tasks.ad_sets import SOURCES, limits_refusal
@@ -270,3 +271,12 @@ def test_a_changed_segments_file_writes_only_that_segments_ads(settings, tmp_pat
     assert (first["copies"], second["copies"]) == (2, 1)
     with duckdb.connect(settings.db, read_only=True) as con:
         assert con.execute("SELECT count(*) FROM segments WHERE segment_id = 'runners'").fetchone()[0] == 2
+
+
+def test_an_unusable_segments_file_stops_the_run_before_it_starts(tmp_path: Path, capsys):
+    briefs = write(tmp_path / "briefs.parquet", [BRIEF])
+    assert main(["run", str(briefs), "--segments", str(tmp_path / "nope.parquet")]) == 2
+    assert capsys.readouterr().err.strip().endswith("nope.parquet: segments file: no such file")
+    write(tmp_path / "segments.parquet", [{"segment_id": "a", "name": "A"}])  # no description column
+    assert main(["run", str(briefs)]) == 2
+    assert "segments.parquet: missing required column 'description'" in capsys.readouterr().err
