@@ -27,6 +27,7 @@ QUICK = {
     "chaos": ["--kills", "20"],
     "end_to_end": [],
     "engine_start": [],
+    "prefix_cache": ["--rounds", "1"],
 }
 FULL = QUICK | {
     "copy_stage": ["--requests", "228", "--single", "32"],

@@ -120,6 +120,11 @@ class EngineSettings(Group):
     chunked_prefill: bool = Field(
         False, description="split long prefills across steps; must stay off on CPU when requests carry seeds"
     )
+    prefix_caching: bool = Field(
+        True,
+        description="reuse the KV cache of prompt blocks (128 tokens on CPU) an earlier prompt began with; "
+        "prompts of one brief and channel share most of theirs",
+    )
     max_num_batched_tokens: int = Field(8192, description="most tokens vLLM schedules in one step")
     engine_in_process: bool = Field(
         True, description="run vLLM's engine core in this process; faster on small CPUs, turn off on GPUs"
@@ -166,6 +171,11 @@ class ImageSettings(Group):
         description="folder of brand kits (TOML, one per brand: colours, logo, font, business name, final "
         "URL, tone notes) for the prompts and the creatives; empty: none",
     )
+    segments: str = Field(
+        "",
+        description="Parquet file of audience segments (segment_id, name, description, any attributes) that "
+        "briefs name by id in their segments column; empty: segments.parquet beside the briefs, if any",
+    )
 
 
 class ExecutorSettings(Group):
@@ -200,7 +210,7 @@ class LimitsSettings(Group):
         description="characters in any text field (key_message, and each banned word); names and codes keep "
         "tighter caps of their own (brand 200, audience 500, ...)",
     )
-    max_list_items: int = Field(100, description="items in channels or banned_words")
+    max_list_items: int = Field(100, description="items in channels, banned_words, claims, segments, locales")
     max_metadata_bytes: int = Field(
         65_536, description="bytes of a row's other columns, stored as JSON in briefs.metadata"
     )

@@ -421,7 +421,7 @@ VIEWS = (
                f.variant, split_part(f.reason, ':', 1) AS reason_kind, f.reason, f.attempts, f.kind,
                f.item_id IN (SELECT copy_id FROM copies UNION ALL SELECT image_id FROM images
                              UNION ALL SELECT creative_id FROM creatives) AS resolved,
-               f.created_at
+               f.created_at, f.segment_id, f.locale
         FROM failures f
         LEFT JOIN runs r USING (run_id);
 """

@@ -332,6 +332,8 @@ DOCS: dict[str, tuple[str, dict[str, str]]] = {
         "kind": "failures.kind",
         "resolved": "true once a later run has stored the item",
         "created_at": "failures.created_at",
+        "segment_id": "failures.segment_id",
+        "locale": "failures.locale",
     }),
 }  # fmt: skip
 

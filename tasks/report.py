@@ -54,9 +54,10 @@ def render_report(
     key = lambda a: (a["brand"], a["brief_id"])  # noqa: E731
     for (brand, brief_id), rows in groupby(sorted(assets, key=key), key=key):
         parts.append(f"<h3>{escape(brand)} <small>{escape(brief_id)}</small></h3>")
-        parts += [_copy(a, folder) for a in sorted(rows, key=lambda a: (a["channel"], a["variant"]))]
+        order = lambda a: (a["channel"], a.get("segment_name") or "", a.get("locale") or "", a["variant"])  # noqa: E731
+        parts += [_copy(a, folder) for a in sorted(rows, key=order)]
     if failures:
-        columns = ["stage", "brief_id", "channel", "variant", "reason", "attempts"]
+        columns = ["stage", "brief_id", "channel", "segment_id", "locale", "variant", "reason", "attempts"]
         parts += [f"<h2>Failures ({len(failures)})</h2>", _rows(failures, columns)]
     if rejected:
         parts += [f"<h2>Rejected rows ({len(rejected)})</h2>",
@@ -77,8 +78,9 @@ def _copy(asset: dict[str, Any], folder: str) -> str:
     platform = asset.get("platform") or {}
     layout = LAYOUTS.get(asset["channel"]) if platform else None
     ad = layout(platform, asset, images) if layout else _plain(asset, images)
+    audience = "".join(f" · {escape(asset[k])}" for k in ("segment_name", "locale") if asset.get(k))
     return (
-        f"<div class='copy'><p><b>{escape(asset['channel'])}</b> · variant {asset['variant']}</p>"
+        f"<div class='copy'><p><b>{escape(asset['channel'])}</b>{audience} · variant {asset['variant']}</p>"
         f"{ad}{_scores(asset)}{_checks(asset)}</div>"
     )
 
@@ -204,9 +206,14 @@ def _table(values: dict[str, Any]) -> str:
     return f"<table>{cells}</table>"
 
 
+def _blank_none(value: Any) -> Any:
+    return "" if value is None else value
+
+
 def _rows(rows: list[dict[str, Any]], columns: list[str]) -> str:
     head = "".join(f"<th>{c}</th>" for c in columns)
     body = "".join(
-        "<tr>" + "".join(f"<td>{escape(str(r.get(c, '')))}</td>" for c in columns) + "</tr>" for r in rows
+        "<tr>" + "".join(f"<td>{escape(str(_blank_none(r.get(c))))}</td>" for c in columns) + "</tr>"
+        for r in rows
     )
     return f"<table><tr>{head}</tr>{body}</table>"

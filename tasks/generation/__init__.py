@@ -32,6 +32,7 @@ class EngineOptions:
     enforce_eager: bool = True
     dtype: str = "float32"
     chunked_prefill: bool = False
+    prefix_caching: bool = True  # reuse the KV cache of prompt blocks already computed
     max_num_batched_tokens: int = 8192
     engine_in_process: bool = True
     kv_cache_gb: int = 2

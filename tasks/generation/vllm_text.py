@@ -17,6 +17,8 @@ class VllmText:
     def __init__(self, options: EngineOptions):
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(options.kv_cache_gb))
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0" if options.engine_in_process else "1"
+        # Stats are on for prefix_cache_stats; vLLM's stats line every 10 s only where the variable asks.
+        os.environ.setdefault("VLLM_LOG_STATS_INTERVAL", "1e9")
         from vllm import LLM
 
         logger.info("starting vLLM engine for %s", options.model)
@@ -32,6 +34,8 @@ class VllmText:
             dtype=cast(Any, options.dtype),
             # vLLM's CPU sampler cannot rewind a seeded generator after a partial prefill.
             enable_chunked_prefill=options.chunked_prefill,
+            enable_prefix_caching=options.prefix_caching,
+            disable_log_stats=False,  # the LLM class's default (True) leaves no counters to read
             max_num_batched_tokens=max(options.max_num_batched_tokens, options.max_model_len),
             gpu_memory_utilization=options.gpu_memory_utilization,
             tensor_parallel_size=options.tensor_parallel_size,
@@ -49,6 +53,18 @@ class VllmText:
             cast(Any, messages), tokenize=False, add_generation_prompt=True
         )
         return len(self.tokenizer.encode(str(text), add_special_tokens=False))
+
+    def prefix_cache_stats(self) -> tuple[int, int]:
+        """Prompt tokens looked up in the prefix cache and tokens found there, since the engine started.
+        vLLM's counters live in the process's Prometheus registry: a later engine in the process replaces
+        them, so they are this engine's only while it is the process's latest."""
+        from vllm.v1.metrics.reader import Counter
+
+        totals = {"vllm:prefix_cache_queries": 0, "vllm:prefix_cache_hits": 0}
+        for metric in self.llm.get_metrics():
+            if isinstance(metric, Counter) and metric.name in totals:
+                totals[metric.name] += int(metric.value)
+        return totals["vllm:prefix_cache_queries"], totals["vllm:prefix_cache_hits"]
 
     def generate(
         self, requests: list[TextRequest], sampling: Sampling, finished: Callable[[int], None]
