@@ -43,6 +43,12 @@ class StorageSettings(Group):
         "empty: beside its catalog",
     )
     db_wait_s: float = Field(60.0, description="how long to wait for another process's write to the database")
+    lake_retention_days: float = Field(
+        7.0,
+        ge=0,
+        description="`adforge lake maintain` expires DuckLake snapshots older than this many days (and "
+        "deletes the files only they used); newer snapshots stay readable",
+    )
     artifacts: str = Field(
         "data/artifacts",
         description="folder or fsspec URL (s3://bucket/prefix) for images, creatives and reports",
@@ -160,6 +166,9 @@ class ImageSettings(Group):
     image_steps: int = Field(2, description="diffusion steps per image (1-4 for turbo models)")
     guidance_scale: float = Field(0.0, description="classifier-free guidance; 0 for turbo models")
     image_batch_size: int = Field(8, description="images generated per diffusers call and per image task")
+    upload_workers: int = Field(
+        8, ge=1, le=64, description="image files an image task writes to the artifacts store at once"
+    )
     device: str = Field("auto", description="torch device for the image model: auto, cpu or cuda")
     creative_font: str = Field(
         "DejaVuSans-Bold.ttf",
