@@ -177,7 +177,8 @@ def image_stage(run: Run, ex: Executor, jobs: list[CopyJob], briefs: list[Brief]
     progress = Progress("images", len(todo), run.logger)
     batches = chunks(todo, s.image_batch_size)
     calls = [(f"generate-images[batch {i}/{len(batches)}]",
-              {"jobs": batch, "options": s.images(), **model, "artifacts": run.artifacts})
+              {"jobs": batch, "options": s.images(), **model, "artifacts": run.artifacts,
+               "upload_workers": s.upload_workers})
              for i, batch in enumerate(batches, 1)]  # fmt: skip
     for batch, outcome in zip(
         batches, ex.run(generate_images, calls, s.ray_gpus_per_image_task), strict=True

@@ -26,13 +26,16 @@ class ArtifactError(OSError):
 class ArtifactStore:
     """A folder of artifact files. Local files are written atomically (temporary file, then rename);
     on object storage an object appears only once its upload is complete. Temporary and probe names
-    are unique per process, so runs that write the same folder never touch each other's."""
+    are unique per process, so runs that write the same folder never touch each other's. Several
+    threads may write different files at once (an image batch writes `upload_workers` at a time)."""
 
     def __init__(self, root: str | Path):
         self.fs, path = fsspec.core.url_to_fs(str(root))
         self.local = isinstance(self.fs, LocalFileSystem)
         self.root = str(Path(path).resolve()) if self.local else path.rstrip("/")
-        self.created: set[str] = set()  # files this store made (they did not exist before)
+        # Files this store made (they did not exist before); writing threads add to it (set.add is
+        # atomic), and a lock would keep the store from being pickled for Ray's workers.
+        self.created: set[str] = set()
 
     def location(self, *parts: str) -> str:
         """What a row stores for a file or folder under the root: a local path, or a full URL."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -58,22 +59,42 @@ def generate_images(
     device: str,
     artifacts: ArtifactStore,
     revision: str = "",
+    upload_workers: int = 8,
 ) -> list[ImageRow]:
-    """Generate one batch in a single generator call, write the PNGs, return the image rows."""
+    """Generate one batch in a single generator call, write its PNGs `upload_workers` at a time, and
+    return the image rows: all of them once every file is written, or none (an error is raised)."""
     fault_point("generate-images")
     images = image_generator(generator, path, device, revision).generate(
         [job.prompt for job in jobs], [job.seed for job in jobs],
         options.width, options.height, options.steps, options.guidance_scale,
     )  # fmt: skip
-    rows: list[ImageRow] = []
+    return _save_all(list(zip(jobs, images, strict=True)), options, artifacts, upload_workers)
+
+
+def _save_all(
+    batch: list[tuple[ImageJob, Any]], options: ImageOptions, artifacts: ArtifactStore, workers: int
+) -> list[ImageRow]:
+    """Encode and write each image on a pool of `workers` threads: a PUT to object storage mostly waits
+    on the network, and PNG encoding and fsync let other threads run meanwhile. Rows come back in job
+    order, and only when every file is written. When one write fails, the writes not started are
+    cancelled, those in flight are waited for, then every file the batch made is removed (no file
+    without its row) and that write's error is raised: an ArtifactError for a full disk or a
+    read-only store, which stops the run."""
+    pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(batch))), thread_name_prefix="image-upload")
     try:
-        for job, image in zip(jobs, images, strict=True):
-            rows.append(_save(job, image, options, artifacts))
+        futures = [pool.submit(_save, job, image, options, artifacts) for job, image in batch]
+        for future in as_completed(futures):
+            future.result()  # the first failure ends the batch
             fault_point("image-file-written")
     except BaseException:
-        artifacts.remove([row.path for row in rows])  # no file without its row
+        pool.shutdown(wait=True, cancel_futures=True)  # nothing is written after the files are removed
+        # Every path of the batch, not only the finished writes': a PUT whose reply was lost may have
+        # stored its object. remove() deletes only files this store made.
+        artifacts.remove([artifacts.path_for("images", job.image_id, ".png") for job, _ in batch])
         raise
-    return rows
+    finally:
+        pool.shutdown(wait=True)
+    return [future.result() for future in futures]
 
 
 def _save(job: ImageJob, image: Any, options: ImageOptions, artifacts: ArtifactStore) -> ImageRow:
