@@ -20,6 +20,7 @@ QUICK = {
     # (c) runs in batches of 16 whatever the count, so its rate needs only one batch here.
     "copy_stage": ["--requests", "32", "--batched", "16", "--single", "4"],
     "image_stage": ["--images", "64"],
+    "uploads": [],  # 256 files per size and worker count: 2-3 minutes on 2 cores
     # 0c867aa: the last commit before the pipeline got its generator interfaces and typed records.
     "overhead": ["--sizes", "100,1000,10000", "--rows", "30000", "--against", "0c867aa"],
     "rules": [],
@@ -28,11 +29,18 @@ QUICK = {
     "end_to_end": [],
     "engine_start": [],
     "prefix_cache": ["--rounds", "1"],
+    # 100,000 planned ads per scenario take about 5 minutes each here; the target is stated at --full's.
+    "segments_scale": ["--ads", "30000"],
+    # A two-node Ray cluster on this machine against the local executor, fake generators: 2-3 minutes.
+    "multi_node": ["--rounds", "2"],
+    # A lake of 1,000 small commits (one per chunk, as runs write it): queries before and after the upkeep.
+    "lake_maintain": ["--commits", "1000"],
 }
 FULL = QUICK | {
     "copy_stage": ["--requests", "228", "--single", "32"],
     "image_stage": ["--images", "256"],
     "overhead": ["--sizes", "100,1000,10000", "--rows", "100000", "--against", "0c867aa"],
+    "segments_scale": ["--ads", "100000"],
 }
 
 
