@@ -247,7 +247,7 @@ def _segment(row: dict[str, Any], limits: Limits) -> Segment:
     for name, value in row.items():
         if isinstance(value, Unreadable):
             raise RowError(f"{shorten(name)}: unreadable value ({value.error})")
-    texts = {name: _text(name, row.get(name), True, limits, SEGMENT_CHARS) for name in SEGMENT_FIELDS}
+    texts = {name: _text(name, row.get(name), True, limits, SEGMENT_CHARS) or "" for name in SEGMENT_FIELDS}
     extra = {k: v for k, v in row.items() if k not in SEGMENT_FIELDS and not _missing(v)}
     attributes = _metadata(extra, limits)
     return Segment(texts["segment_id"], stable_hash(texts["name"], texts["description"], attributes),

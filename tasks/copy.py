@@ -19,7 +19,18 @@ from adforge.storage.faults import fault_point
 from adforge.tasks.ad_sets import SOURCES, choose_set, limits_refusal, offered, read_extras
 from adforge.tasks.brand_kits import BrandKit, voice
 from adforge.tasks.channels import CopyFields
-from adforge.tasks.domain import AssetRow, BrandRules, Brief, CopyJob, CopyRow, Failure, FailureKind, failure
+from adforge.tasks.domain import (
+    AssetRow,
+    BrandRules,
+    Brief,
+    CopyJob,
+    CopyRow,
+    Failure,
+    FailureKind,
+    Group,
+    Segment,
+    failure,
+)
 from adforge.tasks.generation import (
     Completion,
     EngineOptions,
@@ -70,7 +81,8 @@ def plan_copies(
     jobs = []
     for brief in briefs:
         brand_voice = voice((kits or {}).get(brief.brand.strip()))
-        segments, locales = brief.segments or [None], brief.locales or [None]
+        segments: list[Segment | None] = [*brief.segments] or [None]
+        locales: list[str | None] = [*brief.locales] or [None]
         for channel, segment, locale in product(brief.channels, segments, locales):
             audience = (segment.segment_id, segment.segment_hash) if segment else ()
             market = (locale, brief.locale_banned_words.get(locale, [])) if locale else ()
@@ -89,8 +101,8 @@ def plan_copies(
                     rules=rules,
                     brief_text=brief_text(brief.product, segment.description if segment else brief.audience,
                                           brief.key_message),
-                    segment_id=segment and segment.segment_id,
-                    segment_hash=segment and segment.segment_hash,
+                    segment_id=segment.segment_id if segment else None,
+                    segment_hash=segment.segment_hash if segment else None,
                     locale=locale or brief.language,
                 ))  # fmt: skip
     return jobs
@@ -276,7 +288,7 @@ def _passing(
 
 def _choose(
     jobs: list[CopyJob], passing: list[list[tuple[dict[str, Any], Completion]]],
-    accepted: dict[tuple[str, str], list[str]], vectors: dict[tuple[str, str], np.ndarray],
+    accepted: dict[Group, list[str]], vectors: dict[Group, np.ndarray],
     sampling: Sampling, embed: Embedder,
 ) -> list[Candidate | None]:  # fmt: skip
     """Per job, the passing candidate with the highest marginal relevance (relevance to the brief, less

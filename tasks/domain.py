@@ -119,6 +119,9 @@ class RejectedBrief:
     reason: str
 
 
+Group = tuple[str, str | None, str, str]  # brief_hash, segment_id, locale, channel: variants that must differ
+
+
 @dataclass
 class CopyJob:
     """One copy variant to write: a brief on a channel, for one audience segment in one locale."""
@@ -152,7 +155,7 @@ class CopyJob:
         return "\n".join(m["content"] for m in self.messages)
 
     @property
-    def group(self) -> tuple[str, str | None, str, str]:
+    def group(self) -> Group:
         """The variants that must differ from each other: one brief, segment, locale and channel."""
         return self.brief_hash, self.segment_id, self.locale, self.channel
 
