@@ -338,6 +338,26 @@ def cmd_models_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lake_maintain(args: argparse.Namespace) -> int:
+    """Merge a DuckLake's small files, expire its old snapshots, delete the files none uses; print the
+    before/after table."""
+    import duckdb
+
+    from adforge.storage.maintenance import NotALake, maintain
+    from adforge.tasks.quality import table
+
+    settings = load_settings(args.config)
+    days = settings.lake_retention_days if args.retention_days is None else args.retention_days
+    try:
+        upkeep = maintain(args.db or settings.db, days, args.dry_run, args.grace_minutes, settings.db_wait_s)
+    except NotALake as e:
+        return error(e, 2)
+    except (duckdb.Error, FileNotFoundError, OSError) as e:
+        return error(e, 1)
+    print("\n".join([*table(upkeep.rows()), upkeep.summary()]))
+    return 0
+
+
 def cmd_sample_briefs(args: argparse.Namespace) -> int:
     from adforge.tasks.sample_brand_kits import write_sample_kits
     from adforge.tasks.sample_briefs import write_sample_briefs
@@ -528,6 +548,40 @@ def build_parser() -> argparse.ArgumentParser:
     )
     prepare.add_argument("--models-dir", help="model cache folder (default: the models_dir setting)")
     prepare.set_defaults(func=cmd_models_prepare)
+
+    lake = commands.add_parser(
+        "lake",
+        help="upkeep of a DuckLake (db = ducklake:...): merge small files, expire old snapshots",
+        description="Upkeep of a DuckLake, which every run writes in many small commits (one per chunk: a "
+        "snapshot and a small Parquet file per table each). A DuckDB file needs none.",
+    )
+    lake_commands = lake.add_subparsers(
+        dest="lake_command", required=True, metavar="COMMAND", help="what to do with the lake"
+    )
+    maintain = lake_commands.add_parser(
+        "maintain",
+        help="merge small files, expire snapshots older than the retention, delete unused files",
+        description="Merge each table's small adjacent Parquet files (rows and time travel stay as they "
+        "were), expire the snapshots older than the retention (time travel to them ends), and delete the "
+        "files that no snapshot uses and that have been unused for the grace period; print the lake's "
+        "files, bytes and snapshots before and after. Safe while runs write: a step that loses a race with "
+        "a writer is tried again. Exit status: 0 done, 1 the lake could not be read or changed, 2 bad flags "
+        "or db is not a DuckLake.",
+    )
+    maintain.add_argument("--db", help="ducklake: catalog (default: the db setting)")
+    maintain.add_argument(
+        "--retention-days", type=float, metavar="N",
+        help="expire snapshots older than N days (default: the lake_retention_days setting, 7)",
+    )  # fmt: skip
+    maintain.add_argument(
+        "--grace-minutes", type=float, default=60.0, metavar="M",
+        help="delete only files unused for M minutes: a query or write begun before they fell out of use "
+        "may still read them, so those merged now go at the next run (default: 60; 0 on an idle lake)",
+    )  # fmt: skip
+    maintain.add_argument(
+        "--dry-run", action="store_true", help="change nothing: print the lake's state and what would be done"
+    )
+    maintain.set_defaults(func=cmd_lake_maintain)
 
     sample = commands.add_parser(
         "sample-briefs",

@@ -62,3 +62,22 @@ def test_gpu_profile_pins_model_revisions():
     for revision in (s.text_model_revision, s.image_model_revision):
         assert re.fullmatch(r"[0-9a-f]{40}", revision), revision
     assert s.engine().text_model_revision == s.text_model_revision  # what reaches vllm.LLM
+
+
+def test_lake_upkeep_deployment_loads_and_runs_weekly():
+    import asyncio
+    from datetime import UTC, datetime
+
+    from prefect.flows import load_flow_from_entrypoint
+    from prefect.server.schemas.schedules import CronSchedule
+
+    deployments = yaml.safe_load((DEPLOY / "prefect.yaml").read_text())["deployments"]
+    [upkeep] = [d for d in deployments if d["name"] == "adforge-lake-upkeep"]
+    path, name = upkeep["entrypoint"].split(":")
+    assert load_flow_from_entrypoint(f"{DEPLOY.parent / path}:{name}").name == "maintain_lake"
+    load_settings(overrides=upkeep["parameters"]["settings"])  # settings the flow accepts
+    [schedule] = upkeep["schedules"]
+    cron = CronSchedule(cron=schedule["cron"], timezone=schedule["timezone"])  # raises on a bad one
+    runs = asyncio.run(cron.get_dates(n=3, start=datetime(2026, 1, 1, tzinfo=UTC)))
+    assert [(r.weekday(), r.hour, r.minute) for r in runs] == [(6, 3, 0)] * 3  # Sundays, 03:00 UTC
+    assert (runs[1] - runs[0]).days == 7
