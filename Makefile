@@ -11,9 +11,9 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: test test-fast demo bench bench-full install lock models lint clean fonts
+.PHONY: test test-fast demo bench bench-full install lock models lint clean fonts postgres
 
-test: fonts install models lint
+test: fonts postgres install models lint
 	$(BIN)/pytest
 
 # The unit tier: every test that needs no model (the generators are the fakes in tests/fakes.py).
@@ -47,6 +47,17 @@ fonts:
 		echo "make fonts: not installing" $$missing "(needs root and apt-get); creatives use the fonts there are"; \
 	else \
 		apt-get install -y -q $$missing || { apt-get update -q && apt-get install -y -q $$missing; }; \
+	fi
+
+# PostgreSQL's server, for the tests of a DuckLake whose catalog is PostgreSQL (tests/test_postgres.py start a
+# throwaway cluster with its initdb and pg_ctl): installed when missing. Without root or apt-get it is named and
+# skipped; those tests are then skipped too, unless ADFORGE_REQUIRE_POSTGRES is set.
+postgres:
+	@if command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+		echo "make postgres: not installing postgresql (needs root and apt-get); tests/test_postgres.py will skip"; \
+	else \
+		apt-get install -y -q postgresql || { apt-get update -q && apt-get install -y -q postgresql; }; \
 	fi
 
 # Exactly the packages and versions of requirements.lock (written by `make lock`), then adforge itself.
