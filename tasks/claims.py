@@ -8,7 +8,7 @@ anything else is how generated ads come to promise what a brand cannot back.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache, lru_cache
 
 # Absolute claims a brand's legal team asks evidence for; matched as whole words, in any case.
 ABSOLUTE = ("guaranteed", "guarantee", "free", "best", "#1", "number one", "no. 1", "cheapest", "fastest",
@@ -46,9 +46,16 @@ def unsupported_claims(text: str, facts: str) -> list[str]:
         for m in _FIGURE.finditer(text)
         if not set(_DIGITS.findall(_plain_number(m.group()))) <= known
     ]
-    lowered = facts.casefold()
-    found += [w for w in (*ABSOLUTE, *MONTHS) if _has_word(text, w) and not _has_word(lowered, w)]
+    backed = _words_in(facts)
+    found += [w for w in _words_in(text) if w not in backed]
     return list(dict.fromkeys(found))
+
+
+@lru_cache(maxsize=4096)  # a brief's facts serve every candidate and value of its jobs
+def _words_in(text: str) -> tuple[str, ...]:
+    """The absolute words and months text has as whole words, in the order of ABSOLUTE and MONTHS."""
+    folded = text.casefold()  # a word not in it at all needs no pattern: most words, most texts
+    return tuple(w for w in (*ABSOLUTE, *MONTHS) if w in folded and _word_pattern(w).search(text))
 
 
 def _plain_number(text: str) -> str:
@@ -56,8 +63,9 @@ def _plain_number(text: str) -> str:
     return re.sub(r"(?<=\d)[,.'\u202f](?=\d{3}\b)", "", text)
 
 
-def _has_word(text: str, word: str) -> bool:
-    return re.search(rf"(?<!\w){re.escape(word)}(?!\w)", text, re.IGNORECASE) is not None
+@cache
+def _word_pattern(word: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<!\w){re.escape(word)}(?!\w)", re.IGNORECASE)
 
 
 def echo(text: str, prompt: str, facts: str) -> str:
@@ -66,7 +74,7 @@ def echo(text: str, prompt: str, facts: str) -> str:
     label = _LABEL.search(text)
     if label:
         return label.group()
-    instructions = _runs(prompt) - _runs(facts)
+    instructions = _instructions(prompt, facts)
     words = _WORD.findall(text.casefold())
     for i in range(len(words) - ECHO_WORDS + 1):
         run = tuple(words[i : i + ECHO_WORDS])
@@ -75,7 +83,12 @@ def echo(text: str, prompt: str, facts: str) -> str:
     return ""
 
 
-@lru_cache(maxsize=1024)  # one prompt's runs serve every candidate and field of its job
+@lru_cache(maxsize=1024)  # one prompt's serve every candidate, field and value of its job
+def _instructions(prompt: str, facts: str) -> frozenset[tuple[str, ...]]:
+    return _runs(prompt) - _runs(facts)
+
+
+@lru_cache(maxsize=1024)
 def _runs(text: str) -> frozenset[tuple[str, ...]]:
     words = _WORD.findall(text.casefold())
     return frozenset(tuple(words[i : i + ECHO_WORDS]) for i in range(len(words) - ECHO_WORDS + 1))
