@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -40,10 +41,10 @@ def write_briefs(path: Path, ads: int) -> int:
     return briefs * ADS_PER_BRIEF
 
 
-def one(ads: int, db: str, folder: Path, chunk: int) -> dict:
+def one(ads: int, db: str, folder: Path, chunk: int, models_dir: str) -> dict:
     """One size in this process: the flow's own figures and the lake's."""
-    from prefect import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
 
     from adforge.flows.generate_campaigns import generate_campaigns
     from adforge.storage.db import Store
@@ -51,21 +52,33 @@ def one(ads: int, db: str, folder: Path, chunk: int) -> dict:
     planned = write_briefs(folder / "briefs.parquet", ads)
     settings = {"db": db, "lake_data": str(folder / "lake"), "artifacts": str(folder / "artifacts"),
                 "quiet": True, "executor": "ray", "text_generator": "bench.overhead:NoopText",
-                "score_model": "hashing", "copy_chunk_size": chunk}  # fmt: skip
-    started = time.perf_counter()
-    summary = generate_campaigns([str(folder / "briefs.parquet")], settings)
-    wall = time.perf_counter() - started
+                "score_model": "hashing", "copy_chunk_size": chunk, "models_dir": models_dir}  # fmt: skip
+    with prefect_test_harness(server_startup_timeout=120):
+        # Ray's workers start from this process's environment: they report to the same Prefect server.
+        os.environ["PREFECT_API_URL"] = str(PREFECT_API_URL.value())
+        started = time.perf_counter()
+        summary = generate_campaigns([str(folder / "briefs.parquet")], settings)
+        wall = time.perf_counter() - started
+        tasks = _task_runs()
     store = Store(db)
-    flow_run_id = store.fetch("SELECT flow_run_id FROM runs")[0]["flow_run_id"]
     meta = "__ducklake_metadata_lake"
     lake = store.fetch(f"SELECT (SELECT count(*) FROM {meta}.ducklake_snapshot) AS commits, "
                        f"(SELECT count(*) FROM {meta}.ducklake_data_file) AS files")[0]  # fmt: skip
-    with get_client(sync_client=True) as client:
-        filter = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
-        tasks = client.count_task_runs(flow_run_filter=filter)
     return {"planned_ads": planned, "copies": summary["copies"], "failures": summary["failures"],
             "wall_s": round(wall, 1), "us_per_ad": round(1e6 * wall / planned, 1),
             "prefect_task_runs": tasks, "flow_peak_rss_mib": peak_rss_mib(), **lake}  # fmt: skip
+
+
+def _task_runs() -> int:
+    """Prefect task runs on this process's own server: those of the one flow run it has seen."""
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        tasks, page = 0, None
+        while page is None or len(page) == 200:  # the API answers 200 task runs at most
+            page = client.read_task_runs(offset=tasks, limit=200)
+            tasks += len(page)
+    return tasks
 
 
 def main() -> None:
@@ -77,10 +90,12 @@ def main() -> None:
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # a size, in this process
     parser.add_argument("--db", help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
+    parser.add_argument("--models-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(one(args.one, args.db, Path(args.folder), args.chunk)))
+        print(json.dumps(one(args.one, args.db, Path(args.folder), args.chunk, args.models_dir)))
         return
+    from adforge.flows.settings import Settings
     from bench.postgres import throwaway_cluster
 
     rows = []
@@ -90,8 +105,11 @@ def main() -> None:
             folder.mkdir()
             db = cluster.new_lake(f"rehearsal_{ads}")
             command = [sys.executable, "-m", "bench.rehearsal", "--one", str(ads), "--db", db,
-                       "--folder", str(folder), "--chunk", str(args.chunk)]  # fmt: skip
-            out = subprocess.run(command, check=True, capture_output=True, text=True, env=cluster.env())
+                       "--folder", str(folder), "--chunk", str(args.chunk),
+                       "--models-dir", Settings().models_dir]  # fmt: skip
+            out = subprocess.run(command, capture_output=True, text=True, env=cluster.env())
+            if out.returncode:
+                raise RuntimeError(f"the run of {ads} ads failed: {out.stderr[-3000:]}")
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(rows[-1], flush=True)
     smallest, largest = rows[0], rows[-1]

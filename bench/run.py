@@ -1,6 +1,6 @@
 """Run the benchmarks, each in its own process, and write bench/RESULTS.md from their JSON results.
 
-Quick mode (default, about 25 minutes on 2 CPU cores) uses fewer requests and sizes; --full uses the
+Quick mode (default, about an hour on 2 CPU cores) uses fewer requests and sizes; --full uses the
 sizes the targets are stated for. Model choice follows the usual settings (adforge.toml, ADFORGE_*),
 so the same suite measures bigger models on a GPU."""
 
