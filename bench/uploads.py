@@ -13,18 +13,15 @@ import argparse
 import io
 import os
 import random
-import socket
-import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from bench.common import save, timed
+from bench.s3 import s3_server as server
 
 GENERATOR = "bench.uploads:NoiseImages"
 DISTINCT = 16  # distinct noise images per size, reused across the files
@@ -61,32 +58,11 @@ class NoiseImages:
 
 @contextmanager
 def s3_server() -> Iterator[str]:
-    """moto's S3 server on a free loopback port, reached through the standard AWS variables."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with tempfile.TemporaryFile() as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log
-        )
-        endpoint = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    urllib.request.urlopen(endpoint + "/moto-api/").close()
-                    break
-                except OSError:
-                    if server.poll() is not None or time.monotonic() > deadline:
-                        log.seek(0)
-                        raise RuntimeError(f"the S3 server did not start: {log.read()[-2000:]!r}") from None
-                    time.sleep(0.2)
-            os.environ.update(AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="bench",
-                              AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")  # fmt: skip
-            yield endpoint
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+    """moto's S3 server (bench/s3.py), reached through the standard AWS variables."""
+    with tempfile.TemporaryDirectory() as tmp, server(Path(tmp) / "server.log") as endpoint:
+        os.environ.update(AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="bench",
+                          AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")  # fmt: skip
+        yield endpoint
 
 
 def jobs_for(n: int, options: Any) -> list:

@@ -9,10 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import subprocess
-import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +25,7 @@ from adforge.flows.settings import Settings, load_settings
 from adforge.tasks.copy import generate_copy
 from adforge.tasks.images import generate_images
 from adforge.tasks.models import prepare_models
+from bench.s3 import s3_server
 
 # The cache `make models` builds (the models_dir setting's default), unless the tests are told otherwise.
 MODELS_DIR = os.environ.get("ADFORGE_TEST_MODELS_DIR") or Settings.model_fields["models_dir"].default
@@ -121,27 +118,9 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real S3 API on loopback: moto's server, in its own process (its Flask app must stay out of
-    the test process, where vLLM scans every imported module)."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("s3") / "server.log"
-    with open(log, "wb") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=out
-        )
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(endpoint + "/moto-api/").close()
-            break
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the S3 server did not start: {log.read_text()[-2000:]}") from None
-            time.sleep(0.2)
-    yield endpoint
-    server.terminate()
-    server.wait(timeout=30)
+    """A real S3 API on loopback: moto's server, in its own process (bench/s3.py)."""
+    with s3_server(tmp_path_factory.mktemp("s3") / "server.log") as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
