@@ -2,7 +2,7 @@
 
 The copy jobs of the sample briefs go through one vLLM engine chunk by chunk, as a run sends them:
 (grouped) in the planned order, where the prompts of one brief and channel follow each other and
-differ only near their end, and (shuffled) the same jobs in a fixed random order before chunking.
+share everything up to their segment, and (shuffled) the same jobs in a fixed random order before chunking.
 Each pass starts from an empty prefix cache, and the passes alternate (shuffled first), so that
 neither order profits from the other's cache or from running later. Short outputs (--max-tokens)
 keep prefill, the work the cache saves, the bulk of each pass.

@@ -21,11 +21,18 @@ def copy_messages(
     locale: str | None = None,
 ) -> list[dict[str, str]]:  # fmt: skip
     """The chat messages asking for one copy variant of a brief on a channel, for a segment in a locale;
-    `voice` holds the lines of the brand's kit (business name, tone notes). What the brief's ads share
-    comes first, then the channel, the segment, the locale and the variant: prompts planned in that order
-    share their start, which the engine's prefix cache computes once."""
+    `voice` holds the lines of the brand's kit (business name, tone notes). The channel and its limits
+    come first (the small offline model keeps limits it reads early), then the brief, its segment and
+    locale: the prompts of one brief and channel, planned one after another, share their start up to the
+    segment, which the engine's prefix cache computes once. A brief without segments or locales gets the
+    prompt it always had."""
     spec = CHANNELS[channel]
     lines = [
+        f"Channel: {channel} ({spec.style}).",
+        f"Limits: headline ({spec.headline}) {spec.headline_min} to {spec.headline_max} characters; "
+        f"body ({spec.body}) {spec.body_min} to {spec.body_max} characters; "
+        f"cta: one of the buttons {', '.join(CTA_BUTTONS)}; "
+        f"at most {spec.max_hashtags} hashtags" + ("." if spec.line_breaks else "; no line breaks."),
         f"Brand: {brief.brand}",
         f"Product: {brief.product}",
         f"Audience: {brief.audience}",
@@ -33,6 +40,9 @@ def copy_messages(
         f"Tone: {brief.tone}",
         *voice,
     ]
+    if segment:
+        lines.append(f"Write for this audience segment: {segment.prompt_line()}")
+    lines += locale_lines(brief, locale)
     if brief.banned_words:
         lines.append(f"Never use these words: {', '.join(brief.banned_words)}")
     if brief.claims:
@@ -40,23 +50,15 @@ def copy_messages(
     lines += [
         "Use no number, price, percentage or date the brief does not give, and no absolute claim "
         "(free, best, guaranteed, #1) the brief does not make.",
+        f"This is variant {variant} of {brief.variants}; make it different from the others.",
         f"The body starts with {brief.brand}."
         if brand_in_grammar(brief.brand)
         else f"Mention {brief.brand} in the headline or body.",
         "The headline is a few words and says something the body does not repeat.",
         f"image_prompt: the picture itself (subject, setting, light) in a sentence of at most "
         f"{IMAGE_PROMPT_MAX} characters, with no lettering in it.",
-        f"Channel: {channel} ({spec.style}).",
-        f"Limits: headline ({spec.headline}) {spec.headline_min} to {spec.headline_max} characters; "
-        f"body ({spec.body}) {spec.body_min} to {spec.body_max} characters; "
-        f"cta: one of the buttons {', '.join(CTA_BUTTONS)}; "
-        f"at most {spec.max_hashtags} hashtags" + ("." if spec.line_breaks else "; no line breaks."),
         *prompt_lines(channel),
     ]
-    if segment:
-        lines.append(f"Write for this audience segment: {segment.prompt_line()}")
-    lines += locale_lines(brief, locale)
-    lines.append(f"This is variant {variant} of {brief.variants}; make it different from the others.")
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n".join(lines)}]
 
 

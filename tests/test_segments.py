@@ -155,15 +155,15 @@ def test_a_changed_segment_or_a_new_locale_leaves_the_other_ads_alone(tmp_path: 
     assert old.keys() < {j.copy_id for j in more}, "a new locale adds ads and keeps the others"
 
 
-def test_the_prompts_of_one_brief_share_their_start():
-    brief = normalise(
-        BRIEF | {"channels": ["instagram", "x"], "segments": ["a", "b"], "locales": ["en-US", "fr-FR"]}
-    )
-    prompts = [j.messages[1]["content"] for j in plan_copies([brief], Settings().sampling())]
-    shared = [len(_common(a, b)) for a, b in pairwise(prompts)]
-    channel_start = prompts[0].index("Channel:")
-    assert min(shared) >= channel_start > 300, "every prompt of the brief starts with the brief's own lines"
-    assert sum(s > prompts[0].index("Write for this audience") for s in shared) >= len(shared) // 2
+def test_the_prompts_of_one_brief_and_channel_follow_each_other_and_share_their_start():
+    row = BRIEF | {"channels": ["x", "email"], "segments": ["a", "b"], "locales": ["en-US", "fr-FR"]}
+    prompts = [
+        (j.channel, j.messages[1]["content"]) for j in plan_copies([normalise(row)], Settings().sampling())
+    ]
+    assert [channel for channel, _ in prompts] == ["x"] * 8 + ["email"] * 8
+    for (channel, a), (other, b) in pairwise(prompts):
+        if channel == other:  # everything before the segment is the same: the engine's prefix cache has it
+            assert len(_common(a, b)) >= a.index("Write for this audience segment") > 300
 
 
 def _common(a: str, b: str) -> str:
