@@ -176,6 +176,7 @@ def test_files_merged_away_wait_for_the_grace_period(lake: Lake):
     assert maintain(lake.db, retention_days=7, grace_minutes=0).deleted == upkeep.after.awaiting_deletion
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_maintain_while_a_run_writes_keeps_every_row_once(lake: Lake, tmp_path: Path):
     before = contents(lake.db)
