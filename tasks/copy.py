@@ -395,13 +395,16 @@ def writes(job: CopyJob, sampling: Sampling) -> bool:
 
 def _writable(jobs: list[CopyJob], sampling: Sampling, result: CopyResult) -> list[CopyJob]:
     """Jobs in a language the text model writes; the rest become failures, without a model call."""
+    writable = []
     for job in jobs:
-        if not writes(job, sampling):
-            reason = (f"locale {job.locale}: the text model writes {sampling.languages}, not "
-                      f"{job.rules.language}; set text_model and text_model_languages to a model that "
-                      "does (deploy/gpu.toml)")  # fmt: skip
-            result.failures.append(failure(job, FailureKind.LOCALE, reason, 0))
-    return [job for job in jobs if writes(job, sampling)]
+        if writes(job, sampling):
+            writable.append(job)
+            continue
+        reason = (f"locale {job.locale}: the text model writes {sampling.languages}, not "
+                  f"{job.rules.language}; set text_model and text_model_languages to a model that "
+                  "does (deploy/gpu.toml)")  # fmt: skip
+        result.failures.append(failure(job, FailureKind.LOCALE, reason, 0))
+    return writable
 
 
 def _fit_context(
