@@ -19,7 +19,15 @@ from adforge.storage.artifacts import ArtifactError
 from adforge.storage.db import Store
 from adforge.storage.faults import fault_point
 from adforge.tasks.briefs import ReadResult, read_briefs, read_segments, segment_files
-from adforge.tasks.copy import copy_chunks, generate_copy, plan_copies, with_siblings, writes
+from adforge.tasks.copy import (
+    brief_slices,
+    copy_chunks,
+    generate_copy,
+    jobs_per_brief,
+    plan_copies,
+    with_siblings,
+    writes,
+)
 from adforge.tasks.creatives import plan_creatives, render_creatives
 from adforge.tasks.domain import (
     RETRIED,
@@ -40,6 +48,9 @@ from adforge.tasks.report import render_report
 from adforge.tasks.untrusted import printable
 
 CREATIVE_BATCH = 16  # creatives per task
+# Copy jobs, images or creatives planned and held at once: a run's memory stays flat with its size, and a
+# slice is still many chunks, so Ray's workers wait on a slice's last chunk only now and then.
+SLICE = 50_000
 # The run keeps its database connection this long after a write: chunks that finish in quick
 # succession share one, and a reader waits at most this long once the writes slow down.
 LINGER_S = 0.5
@@ -61,9 +72,9 @@ def generate_campaigns(
     try:
         with executor(s) as ex, run.store.lingering(LINGER_S):
             read = read_stage(run, briefs)
-            jobs = copy_stage(run, ex, read.briefs)
-            image_jobs = image_stage(run, ex, jobs, read.briefs)
-            creative_stage(run, image_jobs)
+            copy_ids = copy_stage(run, ex, read.briefs)
+            image_ids = image_stage(run, ex, copy_ids, read.briefs)
+            creative_stage(run, image_ids)
         note = finish_stage(run, read)
     except BaseException as e:
         run.fail(e)
@@ -115,107 +126,126 @@ def read_stage(run: Run, paths: list[str]) -> ReadResult:
     return read
 
 
-def copy_stage(run: Run, ex: Executor, briefs: list[Brief]) -> list[CopyJob]:
-    """Copy for the variants not stored yet, one task per chunk; returns every planned variant's job."""
-    s, store = run.s, run.store
+def copy_stage(run: Run, ex: Executor, briefs: list[Brief]) -> list[str]:
+    """Copy for the variants not stored yet, one task per chunk, planned a slice of briefs at a time;
+    returns every planned variant's id."""
+    s = run.s
     engine, sampling = s.engine(), s.sampling()
-    jobs = plan_copies(briefs, sampling, run.kits)
-    ids = [j.copy_id for j in jobs]
-    pending = store.pending("copies", "copy_id", ids, RETRIED)
-    stored = store.by_ids(
-        "copies", "copy_id", ids, "brief_hash, segment_id, locale, channel, headline, body, cta"
-    )
-    todo = with_siblings([j for j in jobs if j.copy_id in pending], stored)
-    given_up = len(jobs) - len(stored) - len(todo)
-    run.logger.info(f"copy: {len(jobs)} variants planned, {len(stored)} already stored, "
-                    f"{given_up} failed for good, {len(todo)} to write")  # fmt: skip
-    if any(writes(j, sampling) for j in todo) and not ex.remote:
-        run.load(Stage.LOAD_TEXT_MODEL, lambda: text_generator(engine))
-    progress = Progress("copy", len(todo), run.logger)
-    parts = copy_chunks(todo, s.copy_chunk_size)
-    calls = [(f"generate-copy[chunk {i}/{len(parts)}]",
-              {"jobs": part, "engine": engine, "sampling": sampling})
-             for i, part in enumerate(parts, 1)]  # fmt: skip
+    slices = list(brief_slices(briefs, SLICE))
+    # The total starts at every planned variant and drops by those found stored as each slice is planned.
+    progress = Progress("copy", sum(map(jobs_per_brief, briefs)), run.logger)
+    planned: list[str] = []
     loads: list[float] = []  # engine starts inside the tasks (Ray workers)
-    for part, outcome in zip(parts, ex.run(generate_copy, calls, s.ray_gpus_per_copy_task), strict=True):
-        result = outcome.result
-        failures = result.failures if result else engine_failures(run, part, outcome)
-        copies, assets = (result.copies, result.assets) if result else ([], [])
-        run.counts.copies += run.write(copies=copies, copy_assets=assets, failures=failures)["copies"]
-        fault_point("copy-written")
-        run.counts.failures += len(failures)
-        run.counts.output_tokens += result.output_tokens if result else 0
-        if ex.remote and result and result.load_s is not None:
-            loads.append(result.load_s)
-        progress.update(len(part), f"{run.counts.output_tokens / max(progress.seconds, 1e-9):.0f} tok/s")
+    for number, part in enumerate(slices, 1):
+        jobs = plan_copies(part, sampling, run.kits)
+        ids = [j.copy_id for j in jobs]
+        planned += ids
+        pending = run.store.pending("copies", "copy_id", ids, RETRIED)
+        stored = run.store.by_ids(
+            "copies", "copy_id", ids, "brief_hash, segment_id, locale, channel, headline, body, cta"
+        )
+        todo = with_siblings([j for j in jobs if j.copy_id in pending], stored)
+        progress.total -= len(ids) - len(todo)
+        where = f" (briefs slice {number}/{len(slices)})" if len(slices) > 1 else ""
+        given_up = len(ids) - len(stored) - len(todo)
+        run.logger.info(f"copy{where}: {len(ids)} variants planned, {len(stored)} already stored, "
+                        f"{given_up} failed for good, {len(todo)} to write")  # fmt: skip
+        if not ex.remote and not run.loaded(Stage.LOAD_TEXT_MODEL) and any(writes(j, sampling) for j in todo):
+            run.load(Stage.LOAD_TEXT_MODEL, lambda: text_generator(engine))
+        parts = copy_chunks(todo, s.copy_chunk_size)
+        calls = [(f"generate-copy[chunk {i}/{len(parts)}{where}]",
+                  {"jobs": chunk, "engine": engine, "sampling": sampling})
+                 for i, chunk in enumerate(parts, 1)]  # fmt: skip
+        for chunk, outcome in zip(parts, ex.run(generate_copy, calls, s.ray_gpus_per_copy_task), strict=True):
+            result = outcome.result
+            failures = result.failures if result else engine_failures(run, chunk, outcome)
+            copies, assets = (result.copies, result.assets) if result else ([], [])
+            run.counts.copies += run.write(copies=copies, copy_assets=assets, failures=failures)["copies"]
+            fault_point("copy-written")
+            run.counts.failures += len(failures)
+            run.counts.output_tokens += result.output_tokens if result else 0
+            if ex.remote and result and result.load_s is not None:
+                loads.append(result.load_s)
+            progress.update(len(chunk), f"{run.counts.output_tokens / max(progress.seconds, 1e-9):.0f} tok/s")
+        run.work += len(todo)
     run.record(Stage.COPY, progress, run.counts.copies, run.counts.output_tokens)
     if loads:  # counted inside the copy tasks too; recorded here for the split
         run.stages.append(StageRow(Stage.LOAD_TEXT_MODEL, datetime.now(UTC), sum(loads), len(loads)))
-    run.work += len(todo)
-    run.counts.tokens_per_s = round(run.counts.output_tokens / progress.seconds, 1) if todo else None
-    return jobs
+    if progress.total:
+        run.counts.tokens_per_s = round(run.counts.output_tokens / progress.seconds, 1)
+    return planned
 
 
-def image_stage(run: Run, ex: Executor, jobs: list[CopyJob], briefs: list[Brief]) -> list[ImageJob]:
-    """Images for every stored copy that still lacks them; returns every planned image's job."""
-    s, store = run.s, run.store
-    stored = store.by_ids(
-        "copies", "copy_id", [j.copy_id for j in jobs], "copy_id, brief_id, brief_hash, image_prompt"
-    )
+def image_stage(run: Run, ex: Executor, copy_ids: list[str], briefs: list[Brief]) -> list[str]:
+    """Images for every stored copy that still lacks them, planned a slice of copies at a time;
+    returns every planned image's id."""
+    s = run.s
     per_copy = {b.brief_hash: b.images_per_copy for b in briefs}
-    image_jobs = plan_images(sorted(stored, key=lambda c: c["copy_id"]), per_copy, s.images())
-    pending = store.pending("images", "image_id", [j.image_id for j in image_jobs], RETRIED)
-    todo = [j for j in image_jobs if j.image_id in pending]
-    run.logger.info(f"images: {len(image_jobs)} planned, {len(image_jobs) - len(todo)} already stored, "
-                    f"{len(todo)} to make")  # fmt: skip
-    if todo:
-        run.artifacts.check_writable("images")
     model = {"generator": s.image_generator, "path": s.image_model_path(), "device": s.device,
              "revision": s.image_model_revision}  # fmt: skip
-    if todo and not ex.remote:
-        run.load(Stage.LOAD_IMAGE_MODEL, lambda: image_generator(*model.values()))
-    progress = Progress("images", len(todo), run.logger)
-    batches = chunks(todo, s.image_batch_size)
-    calls = [(f"generate-images[batch {i}/{len(batches)}]",
-              {"jobs": batch, "options": s.images(), **model, "artifacts": run.artifacts,
-               "upload_workers": s.upload_workers})
-             for i, batch in enumerate(batches, 1)]  # fmt: skip
-    for batch, outcome in zip(
-        batches, ex.run(generate_images, calls, s.ray_gpus_per_image_task), strict=True
-    ):
-        if isinstance(outcome.error, ArtifactError):
-            raise outcome.error  # a full disk or a read-only folder fails every later batch too: stop the run
-        failures = engine_failures(run, batch, outcome) if outcome.error else []
-        run.counts.images += run.write(images=outcome.result or [], failures=failures)["images"]
-        fault_point("images-written")
-        run.counts.failures += len(failures)
-        progress.update(len(batch))
+    progress = Progress("images", 0, run.logger)
+    planned: list[str] = []
+    slices = chunks(copy_ids, SLICE)
+    for number, part in enumerate(slices, 1):
+        stored = run.store.by_ids("copies", "copy_id", part, "copy_id, brief_id, brief_hash, image_prompt")
+        image_jobs = plan_images(sorted(stored, key=lambda c: c["copy_id"]), per_copy, s.images())
+        ids = [j.image_id for j in image_jobs]
+        planned += ids
+        pending = run.store.pending("images", "image_id", ids, RETRIED)
+        todo = [j for j in image_jobs if j.image_id in pending]
+        progress.total += len(todo)
+        where = f" (copies slice {number}/{len(slices)})" if len(slices) > 1 else ""
+        run.logger.info(f"images{where}: {len(ids)} planned, {len(ids) - len(todo)} already stored, "
+                        f"{len(todo)} to make")  # fmt: skip
+        if not todo:
+            continue
+        run.artifacts.check_writable("images")
+        if not ex.remote and not run.loaded(Stage.LOAD_IMAGE_MODEL):
+            run.load(Stage.LOAD_IMAGE_MODEL, lambda: image_generator(*model.values()))
+        batches = chunks(todo, s.image_batch_size)
+        calls = [(f"generate-images[batch {i}/{len(batches)}]",
+                  {"jobs": batch, "options": s.images(), **model, "artifacts": run.artifacts,
+                   "upload_workers": s.upload_workers})
+                 for i, batch in enumerate(batches, 1)]  # fmt: skip
+        for batch, outcome in zip(
+            batches, ex.run(generate_images, calls, s.ray_gpus_per_image_task), strict=True
+        ):
+            if isinstance(outcome.error, ArtifactError):
+                raise outcome.error  # a full disk or a read-only folder fails every later batch: stop the run
+            failures = engine_failures(run, batch, outcome) if outcome.error else []
+            run.counts.images += run.write(images=outcome.result or [], failures=failures)["images"]
+            fault_point("images-written")
+            run.counts.failures += len(failures)
+            progress.update(len(batch))
+        run.work += len(todo)
     run.record(Stage.IMAGE, progress, run.counts.images)
-    run.work += len(todo)
-    run.counts.images_per_s = round(run.counts.images / progress.seconds, 2) if todo else None
-    return image_jobs
+    if progress.total:
+        run.counts.images_per_s = round(run.counts.images / progress.seconds, 2)
+    return planned
 
 
-def creative_stage(run: Run, image_jobs: list[ImageJob]) -> None:
-    """A creative for every stored image of these copies that lacks one."""
+def creative_stage(run: Run, image_ids: list[str]) -> None:
+    """A creative for every stored image of these copies that lacks one, a slice of images at a time."""
     font = run.s.creative_font
-    jobs = plan_creatives(run.store.images_with_copy([j.image_id for j in image_jobs]), font, run.kits)
-    pending = run.store.pending("creatives", "creative_id", [j.creative_id for j in jobs], RETRIED)
-    todo = [j for j in jobs if j.creative_id in pending]
-    if todo:
-        run.artifacts.check_writable("creatives")
-    progress = Progress("creatives", len(todo), run.logger)
-    batches = chunks(todo, CREATIVE_BATCH)
-    for i, batch in enumerate(batches, 1):
-        name = f"render-creatives[batch {i}/{len(batches)}]"
-        rows, refused = render_creatives.with_options(task_run_name=name)(
-            batch, font, run.artifacts, run.kits
-        )
-        run.counts.creatives += run.write(creatives=rows, failures=refused)["creatives"]
-        run.counts.failures += len(refused)  # text that cannot fit would not fit next time either
-        progress.update(len(batch))
+    progress = Progress("creatives", 0, run.logger)
+    for part in chunks(image_ids, SLICE):
+        jobs = plan_creatives(run.store.images_with_copy(part), font, run.kits)
+        pending = run.store.pending("creatives", "creative_id", [j.creative_id for j in jobs], RETRIED)
+        todo = [j for j in jobs if j.creative_id in pending]
+        if todo:
+            run.artifacts.check_writable("creatives")
+        progress.total += len(todo)
+        batches = chunks(todo, CREATIVE_BATCH)
+        for i, batch in enumerate(batches, 1):
+            name = f"render-creatives[batch {i}/{len(batches)}]"
+            rows, refused = render_creatives.with_options(task_run_name=name)(
+                batch, font, run.artifacts, run.kits
+            )
+            run.counts.creatives += run.write(creatives=rows, failures=refused)["creatives"]
+            run.counts.failures += len(refused)  # text that cannot fit would not fit next time either
+            progress.update(len(batch))
+        run.work += len(todo)
     run.record(Stage.CREATIVE, progress, run.counts.creatives)
-    run.work += len(todo)
 
 
 def finish_stage(run: Run, read: ReadResult) -> str | None:

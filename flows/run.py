@@ -90,6 +90,9 @@ class Run:
         started_at = datetime.fromtimestamp(time.time() - progress.seconds, UTC)
         self.stages.append(StageRow(stage, started_at, progress.seconds, items, tokens))
 
+    def loaded(self, stage: Stage) -> bool:
+        return any(row.stage == stage for row in self.stages)
+
     def load(self, stage: Stage, load: Callable[[], Any]) -> None:
         """Load a model before its stage, so that its time is not counted as generation."""
         progress = Progress(stage.replace("_", " "), 1, self.logger)

@@ -10,6 +10,7 @@ import os
 import posixpath
 import re
 import secrets
+import socket
 from pathlib import Path
 
 import fsspec
@@ -52,11 +53,13 @@ class ArtifactStore:
         return self.location(kind, f"{item_id}{suffix}")
 
     def check_writable(self, kind: str) -> None:
-        """Fail early, with the folder's name, if files cannot be created there."""
+        """Fail early, with the folder's name, if files cannot be created there. A local folder is
+        also swept of the temporary files a killed run of this machine left behind."""
         folder = self.location(kind)
         try:
             if self.local:  # object storage has no folders, and s3fs's makedirs would create a bucket
                 self.fs.makedirs(folder, exist_ok=True)
+                _remove_stale_temporaries(Path(folder))
             probe = posixpath.join(folder, f".write-check-{_unique()}")
             self.fs.pipe_file(probe, b"")
             self.fs.rm_file(probe)
@@ -89,8 +92,32 @@ class ArtifactStore:
             self.created.discard(location)
 
 
+# Temporary names carry the writer's host and process id, so a later run can tell a dead writer's
+# leftovers from a live one's (another machine may write the same shared folder).
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+_TEMPORARY = re.compile(rf"^\..+\.{_HOST}-(\d+)-[0-9a-f]+\.tmp$")
+
+
 def _unique() -> str:
-    return f"{os.getpid()}-{secrets.token_hex(4)}"
+    return f"{_HOST}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def _remove_stale_temporaries(folder: Path) -> None:
+    """Delete temporary files whose writer, a process of this machine, is no longer running."""
+    for path in folder.iterdir():
+        match = _TEMPORARY.match(path.name)
+        if match and not _running(int(match[1])):
+            path.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

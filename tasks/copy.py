@@ -6,7 +6,7 @@ import json
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from itertools import groupby, product
 from typing import Any
@@ -114,6 +114,26 @@ def locale_rules(brief: Brief, locale: str | None) -> BrandRules:
         return brief.rules
     banned = (*brief.banned_words, *brief.locale_banned_words.get(locale, []))
     return replace(brief.rules, language=language_of(locale), banned_words=banned)
+
+
+def jobs_per_brief(brief: Brief) -> int:
+    """How many jobs plan_copies makes for a brief."""
+    return len(brief.channels) * max(1, len(brief.segments)) * max(1, len(brief.locales)) * brief.variants
+
+
+def brief_slices(briefs: list[Brief], size: int) -> Iterator[list[Brief]]:
+    """Consecutive briefs planning about `size` jobs together (a brief is never split), so that a run
+    plans and writes one slice at a time: its memory holds one slice's jobs and prompts, not the run's."""
+    part: list[Brief] = []
+    jobs = 0
+    for brief in briefs:
+        part.append(brief)
+        jobs += jobs_per_brief(brief)
+        if jobs >= size:
+            yield part
+            part, jobs = [], 0
+    if part:
+        yield part
 
 
 def copy_chunks(jobs: list[CopyJob], size: int) -> list[list[CopyJob]]:

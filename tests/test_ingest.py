@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from fakes import FAKES
 
+from adforge.flows import generate_campaigns as generate_campaigns_module
 from adforge.flows.cli import main
 from adforge.flows.generate_campaigns import generate_campaigns
 from adforge.flows.settings import Settings
@@ -21,6 +22,7 @@ from adforge.tasks.sample_briefs import COLUMNS, SAMPLE_BRIEFS
 
 SMALL = {"channels": ["display"], "variants": 1, "images_per_copy": 0}
 BRIEFS = [dict(zip(COLUMNS, row, strict=True)) | SMALL for row in SAMPLE_BRIEFS[:2]]
+BRIEFS_MORE = [dict(zip(COLUMNS, row, strict=True)) | SMALL for row in SAMPLE_BRIEFS[2:4]]
 
 
 def write(path: Path, briefs: list[dict]) -> None:
@@ -197,3 +199,25 @@ def test_untrusted_text_is_logged_and_printed_on_one_line(
     assert any("rejected row 0 of" in m and "tiktok\\n2026-01-01" in m and "\\x1b[2k" in m for m in ours)
     printed = capsys.readouterr().out
     assert "\x1b" not in printed and "all good" not in printed
+
+
+def test_a_run_in_slices_stores_what_a_run_in_one_piece_does(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The flow plans a slice of briefs (then of copies and images) at a time; slices of 3 jobs give
+    the tables one slice of everything gives."""
+    briefs = [b | {"channels": ["display", "x"], "images_per_copy": 1} for b in BRIEFS + BRIEFS_MORE]
+    write(tmp_path / "briefs.parquet", briefs)
+
+    def tables(name: str) -> dict[str, set]:
+        db = str(tmp_path / name / "a.duckdb")
+        where = {"db": db, "artifacts": str(tmp_path / name)}
+        generate_campaigns(briefs=[str(tmp_path / "briefs.parquet")], settings=settings.to_dict() | where)
+        keys = {"copies": "copy_id", "images": "image_id", "creatives": "creative_id"}
+        with duckdb.connect(db, read_only=True) as con:
+            return {t: set(con.execute(f"SELECT {key} FROM {t}").fetchall()) for t, key in keys.items()}
+
+    whole = tables("whole")
+    monkeypatch.setattr(generate_campaigns_module, "SLICE", 3)
+    sliced = tables("sliced")
+    assert sliced == whole and len(whole["copies"]) >= 6 and whole["creatives"]

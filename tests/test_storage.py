@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from adforge.storage import artifacts
 from adforge.storage.artifacts import ArtifactError, ArtifactStore
 from adforge.storage.db import QueryRefused, Store, query
 from adforge.storage.schema import MIGRATIONS, schema_markdown
@@ -91,3 +94,19 @@ def test_every_column_is_documented_in_the_database_and_docs(tmp_path: Path):
     assert undocumented == []
     docs = Path(__file__).resolve().parent.parent / "docs" / "schema.md"
     assert docs.read_text() == text, "docs/schema.md is stale: run `adforge schema --out docs/schema.md`"
+
+
+def test_a_killed_writers_temporary_files_are_swept(tmp_path: Path):
+    """A run killed mid-write leaves `.<name>.<host>-<pid>-<hex>.tmp`; the next run's check removes
+    it, and leaves alone the temporaries of a writer still running or of another machine."""
+    ArtifactStore(tmp_path / "art").check_writable("images")
+    exited = subprocess.Popen(["true"])
+    exited.wait()
+    folder, host = tmp_path / "art" / "images", artifacts._HOST
+    stale = folder / f".image-0123456789abcdef.png.{host}-{exited.pid}-00aa11bb.tmp"
+    live = folder / f".image-0123456789abcdef.png.{host}-{os.getpid()}-00aa11bb.tmp"
+    elsewhere = folder / ".image-0123456789abcdef.png.0000beef-1-00aa11bb.tmp"
+    for path in (stale, live, elsewhere):
+        path.write_bytes(b"half a png")
+    ArtifactStore(tmp_path / "art").check_writable("images")
+    assert sorted(p.name for p in folder.iterdir()) == sorted([live.name, elsewhere.name])
