@@ -13,12 +13,17 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: test test-fast demo bench bench-full install lock models lint clean fonts postgres
 
+# Tests that need no model run on TEST_WORKERS processes (pytest-xdist); those on the real engines run
+# in one process after them, where the engines are loaded once and have the cores to themselves.
+TEST_WORKERS ?= 2
+
 test: fonts postgres install models lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) -m "not engine"
+	$(BIN)/pytest -m engine
 
 # The unit tier: every test that needs no model (the generators are the fakes in tests/fakes.py).
 test-fast: fonts install lint
-	$(BIN)/pytest -m "not engine and not slow"
+	$(BIN)/pytest -n $(TEST_WORKERS) -m "not engine and not slow"
 
 demo: fonts install models
 	$(BIN)/adforge sample-briefs $(BRIEFS) --kits $(KITS)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -25,19 +24,18 @@ STAGES = {  # stage → the summary's keys shown for it, with their labels
 }  # fmt: skip
 
 
-def summary_table(summary: dict[str, Any], failures: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def summary_table(summary: dict[str, Any], failure_kinds: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows of (stage, measure, value): counts, rates and seconds per stage, then failures by reason
-    (failures are v_failures rows)."""
+    (failure_kinds: stage, reason_kind and n, most frequent first)."""
     rows = [
         {"stage": stage, "measure": label, "value": summary[key]}
         for stage, keys in STAGES.items()
         for key, label in keys.items()
         if summary.get(key) is not None
     ]
-    by_reason = Counter((f["stage"], f["reason_kind"]) for f in failures)
     rows += [
-        {"stage": stage, "measure": f"failures: {kind}", "value": n}
-        for (stage, kind), n in by_reason.most_common()
+        {"stage": f["stage"], "measure": f"failures: {f['reason_kind']}", "value": f["n"]}
+        for f in failure_kinds
     ]
     return rows
 
@@ -47,7 +45,8 @@ def copy_sample(summary: dict[str, Any], assets: list[dict[str, Any]]) -> str:
     lines = [f"# Copy from {summary['run_id']}", ""]
     if not assets:
         return "\n".join([*lines, markdown(summary.get("note") or "This run wrote no copy.")])
-    lines.append(f"{len(assets)} copies written; the first {min(SAMPLE, len(assets))} by brief and channel:")
+    written = summary.get("copies", len(assets))
+    lines.append(f"{written} copies written; the first {min(SAMPLE, len(assets))} by brief and channel:")
     for a in assets[:SAMPLE]:
         images = ", ".join(f"`{Path(p).name}`" for p in a["image_paths"]) or "none"
         lines += ["", f"### {markdown(a['brand'])} · {markdown(a['channel'])} · variant {a['variant']}", "",
@@ -56,15 +55,16 @@ def copy_sample(summary: dict[str, Any], assets: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def publish(summary: dict[str, Any], failures: list[dict[str, Any]], assets: list[dict[str, Any]],
+def publish(summary: dict[str, Any], failure_kinds: list[dict[str, Any]], assets: list[dict[str, Any]],
             report_uri: str, review_uri: str = "") -> None:  # fmt: skip
     """Create the run's three artifacts, keyed so the dashboard keeps each one's history; the report's says
     how many ads await review and where (`adforge review`)."""
     waiting = summary.get("awaiting_review") or 0
     review = f" {waiting} ads await review: run `adforge review`, then open {review_uri}" if waiting else ""
     create_table_artifact(
-        summary_table(summary, failures), key="run-summary", description=f"Summary of {summary['run_id']}"
-    )
+        summary_table(summary, failure_kinds), key="run-summary",
+        description=f"Summary of {summary['run_id']}",
+    )  # fmt: skip
     create_markdown_artifact(
         copy_sample(summary, assets), key="copy-sample", description="Sample of the copy"
     )

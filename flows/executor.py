@@ -73,7 +73,8 @@ class Ray:
         with remote_options(num_cpus=self.cpus, num_gpus=gpus, max_calls=0):
             # Not quote()d: prefect-ray's own walk of the parameters turns the annotation into a tuple.
             futures = [self.runner.submit(task.with_options(task_run_name=n), p) for n, p in calls]
-        for future in futures:
+        for i, future in enumerate(futures):
+            futures[i] = None  # a result is not kept once the flow has stored it
             try:
                 yield Outcome(future.result())
             except Exception as e:

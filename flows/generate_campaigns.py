@@ -54,6 +54,9 @@ SLICE = 50_000
 # The run keeps its database connection this long after a write: chunks that finish in quick
 # succession share one, and a reader waits at most this long once the writes slow down.
 LINGER_S = 0.5
+# Ads, failures and rejected rows listed on a run's report page (all of them are counted there, and are
+# in the database): a page of a million ads would take gigabytes to build and no browser would open it.
+REPORT_ROWS = 2_000
 LOGGED_REJECTIONS = 20  # rejected rows logged one by one; all of them are in rejected_briefs
 
 
@@ -273,28 +276,43 @@ def chunks(items: list, size: int) -> list[list]:
 
 
 def write_report(run: Run, summary: dict[str, Any]) -> str:
-    """Write the run's HTML report and publish its dashboard artifacts; returns the report's location."""
-    ids = [run.run_id]
+    """Write the run's HTML report and publish its dashboard artifacts; returns the report's location.
+    The page lists the first REPORT_ROWS ads, failures and rejected rows, and counts them all."""
+    ids, shown = [run.run_id], [run.run_id, REPORT_ROWS]
     assets = run.store.fetch(
-        "SELECT * FROM v_assets WHERE run_id = ? ORDER BY brief_id, channel, variant", ids
+        "SELECT * FROM v_assets WHERE run_id = ? ORDER BY brief_id, channel, variant LIMIT ?", shown
     )
-    failures = run.store.fetch("SELECT * FROM v_failures WHERE run_id = ? ORDER BY stage, brief_id", ids)
+    failures = run.store.fetch(
+        "SELECT * FROM v_failures WHERE run_id = ? ORDER BY stage, brief_id LIMIT ?", shown
+    )
     rejected = run.store.fetch(
-        "SELECT * FROM rejected_briefs WHERE run_id = ? ORDER BY source_file, source_row", ids
+        "SELECT * FROM rejected_briefs WHERE run_id = ? ORDER BY source_file, source_row LIMIT ?", shown
+    )
+    totals = run.store.fetch(
+        "SELECT (SELECT count(*) FROM v_assets WHERE run_id = $1) AS assets, "
+        "(SELECT count(*) FROM v_failures WHERE run_id = $1) AS failures, "
+        "(SELECT count(*) FROM rejected_briefs WHERE run_id = $1) AS rejected",
+        ids,
+    )[0]
+    failure_kinds = run.store.fetch(
+        "SELECT stage, reason_kind, count(*) AS n FROM v_failures WHERE run_id = ? "
+        "GROUP BY ALL ORDER BY n DESC, stage, reason_kind",
+        ids,
     )
     platform: dict[str, dict[str, list[str]]] = {}  # copy_id → field → texts in position order
     for r in run.store.fetch(
-        "SELECT a.copy_id, a.field, a.position, a.text FROM copy_assets a JOIN copies c USING (copy_id) "
-        "WHERE c.run_id = ? ORDER BY ALL",
-        ids,
+        "SELECT copy_id, field, position, text FROM copy_assets WHERE copy_id IN (SELECT unnest(?)) "
+        "ORDER BY ALL",
+        [[a["copy_id"] for a in assets]],
     ):
         platform.setdefault(r["copy_id"], {}).setdefault(r["field"], []).append(r["text"])
     for a in assets:
         a["platform"] = platform.get(a["copy_id"], {})
     review = run_link(run.run_id)
-    html = render_report(summary, assets, failures, rejected, run.artifacts.location("reports"), review)
+    folder = run.artifacts.location("reports")
+    html = render_report(summary, assets, failures, rejected, folder, review, totals)
     path, _ = run.artifacts.write("reports", run.run_id, ".html", html.encode())
-    publish(summary, failures, assets, run.artifacts.uri(path), review)
+    publish(summary, failure_kinds, assets, run.artifacts.uri(path), review)
     return path
 
 

@@ -60,7 +60,7 @@ class ArtifactStore:
             if self.local:  # object storage has no folders, and s3fs's makedirs would create a bucket
                 self.fs.makedirs(folder, exist_ok=True)
                 _remove_stale_temporaries(Path(folder))
-            probe = posixpath.join(folder, f".write-check-{_unique()}")
+            probe = posixpath.join(folder, f".write-check.{_unique()}.tmp")
             self.fs.pipe_file(probe, b"")
             self.fs.rm_file(probe)
         except OSError as e:

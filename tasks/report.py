@@ -37,9 +37,11 @@ def render_report(
     rejected: list[dict[str, Any]],
     folder: str,
     review_url: str = "",
+    totals: dict[str, int] | None = None,
 ) -> str:
     """HTML for one run; image links are relative to `folder`, where the page is saved; `review_url` is the
-    review gallery of the run's pending ads."""
+    review gallery of the run's pending ads. `totals` counts the run's assets, failures and rejected
+    rows where the lists hold only the first of them."""
     run_id = escape(summary["run_id"])
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>adforge {run_id}</title>",
              f"<style>{STYLE}</style></head><body><h1>Run {run_id}</h1>", _table(summary)]  # fmt: skip
@@ -50,7 +52,8 @@ def render_report(
         waiting = f"{summary['awaiting_review']} ads await review"
         parts.append(f"<p class='review'>{waiting}: run <code>adforge review</code>, then open{link}. "
                      "Exports take approved ads only.</p>")  # fmt: skip
-    parts.append(f"<h2>Copy written by this run ({len(assets)})</h2>")
+    totals = totals or {}
+    parts.append(f"<h2>Copy written by this run ({_count(assets, totals.get('assets'))})</h2>")
     key = lambda a: (a["brand"], a["brief_id"])  # noqa: E731
     for (brand, brief_id), rows in groupby(sorted(assets, key=key), key=key):
         parts.append(f"<h3>{escape(brand)} <small>{escape(brief_id)}</small></h3>")
@@ -58,11 +61,19 @@ def render_report(
         parts += [_copy(a, folder) for a in sorted(rows, key=order)]
     if failures:
         columns = ["stage", "brief_id", "channel", "segment_id", "locale", "variant", "reason", "attempts"]
-        parts += [f"<h2>Failures ({len(failures)})</h2>", _rows(failures, columns)]
+        parts += [f"<h2>Failures ({_count(failures, totals.get('failures'))})</h2>", _rows(failures, columns)]
     if rejected:
-        parts += [f"<h2>Rejected rows ({len(rejected)})</h2>",
+        parts += [f"<h2>Rejected rows ({_count(rejected, totals.get('rejected'))})</h2>",
                   _rows(rejected, ["source_file", "source_row", "brief_id", "reason"])]  # fmt: skip
     return "\n".join(parts) + "\n</body></html>\n"
+
+
+def _count(shown: list, total: int | None) -> str:
+    """A list's heading count; where it holds only the first rows, how many of how many, and where the
+    rest are."""
+    if total is None or total <= len(shown):
+        return str(len(shown))
+    return f"{total}; the first {len(shown)} shown, all of them are in the database: adforge query"
 
 
 def _copy(asset: dict[str, Any], folder: str) -> str:

@@ -221,3 +221,15 @@ def test_a_run_in_slices_stores_what_a_run_in_one_piece_does(
     monkeypatch.setattr(generate_campaigns_module, "SLICE", 3)
     sliced = tables("sliced")
     assert sliced == whole and len(whole["copies"]) >= 6 and whole["creatives"]
+
+
+def test_a_report_lists_its_first_ads_and_counts_them_all(run, monkeypatch: pytest.MonkeyPatch):
+    run, drop, db = run
+    write(drop / "tuesday.parquet", BRIEFS + BRIEFS_MORE)
+    monkeypatch.setattr(generate_campaigns_module, "REPORT_ROWS", 2)
+    summary = run()
+    page = Path(summary["report"]).read_text()
+    assert summary["copies"] >= 3, summary
+    assert f"Copy written by this run ({summary['copies']}; the first 2 shown" in page
+    shown = [b["brief_id"] for b in BRIEFS + BRIEFS_MORE if f"<small>{b['brief_id']}</small>" in page]
+    assert len(shown) == 2
