@@ -130,10 +130,9 @@ def read_stage(run: Run, paths: list[str]) -> ReadResult:
 
 
 def copy_stage(run: Run, ex: Executor, briefs: list[Brief]) -> list[str]:
-    """Copy for the variants not stored yet, one task per chunk, planned a slice of briefs at a time;
-    returns every planned variant's id."""
-    s = run.s
-    engine, sampling = s.engine(), s.sampling()
+    """Copy for the variants not stored yet, planned a slice of briefs at a time; returns every planned
+    variant's id."""
+    sampling = run.s.sampling()
     slices = list(brief_slices(briefs, SLICE))
     # The total starts at every planned variant and drops by those found stored as each slice is planned.
     progress = Progress("copy", sum(map(jobs_per_brief, briefs)), run.logger)
@@ -153,24 +152,7 @@ def copy_stage(run: Run, ex: Executor, briefs: list[Brief]) -> list[str]:
         given_up = len(ids) - len(stored) - len(todo)
         run.logger.info(f"copy{where}: {len(ids)} variants planned, {len(stored)} already stored, "
                         f"{given_up} failed for good, {len(todo)} to write")  # fmt: skip
-        if not ex.remote and not run.loaded(Stage.LOAD_TEXT_MODEL) and any(writes(j, sampling) for j in todo):
-            run.load(Stage.LOAD_TEXT_MODEL, lambda: text_generator(engine))
-        parts = copy_chunks(todo, s.copy_chunk_size)
-        calls = [(f"generate-copy[chunk {i}/{len(parts)}{where}]",
-                  {"jobs": chunk, "engine": engine, "sampling": sampling})
-                 for i, chunk in enumerate(parts, 1)]  # fmt: skip
-        for chunk, outcome in zip(parts, ex.run(generate_copy, calls, s.ray_gpus_per_copy_task), strict=True):
-            result = outcome.result
-            failures = result.failures if result else engine_failures(run, chunk, outcome)
-            copies, assets = (result.copies, result.assets) if result else ([], [])
-            run.counts.copies += run.write(copies=copies, copy_assets=assets, failures=failures)["copies"]
-            fault_point("copy-written")
-            run.counts.failures += len(failures)
-            run.counts.output_tokens += result.output_tokens if result else 0
-            if ex.remote and result and result.load_s is not None:
-                loads.append(result.load_s)
-            progress.update(len(chunk), f"{run.counts.output_tokens / max(progress.seconds, 1e-9):.0f} tok/s")
-        run.work += len(todo)
+        write_copies(run, ex, todo, where, progress, loads)
     run.record(Stage.COPY, progress, run.counts.copies, run.counts.output_tokens)
     if loads:  # counted inside the copy tasks too; recorded here for the split
         run.stages.append(StageRow(Stage.LOAD_TEXT_MODEL, datetime.now(UTC), sum(loads), len(loads)))
@@ -179,19 +161,42 @@ def copy_stage(run: Run, ex: Executor, briefs: list[Brief]) -> list[str]:
     return planned
 
 
+def write_copies(
+    run: Run, ex: Executor, todo: list[CopyJob], where: str, progress: Progress, loads: list[float]
+) -> None:
+    """One task per chunk of these jobs; each chunk's copies and failures are stored as it finishes."""
+    s = run.s
+    engine, sampling = s.engine(), s.sampling()
+    if not ex.remote and not run.loaded(Stage.LOAD_TEXT_MODEL) and any(writes(j, sampling) for j in todo):
+        run.load(Stage.LOAD_TEXT_MODEL, lambda: text_generator(engine))
+    parts = copy_chunks(todo, s.copy_chunk_size)
+    calls = [(f"generate-copy[chunk {i}/{len(parts)}{where}]",
+              {"jobs": part, "engine": engine, "sampling": sampling})
+             for i, part in enumerate(parts, 1)]  # fmt: skip
+    for part, outcome in zip(parts, ex.run(generate_copy, calls, s.ray_gpus_per_copy_task), strict=True):
+        result = outcome.result
+        failures = result.failures if result else engine_failures(run, part, outcome)
+        copies, assets = (result.copies, result.assets) if result else ([], [])
+        run.counts.copies += run.write(copies=copies, copy_assets=assets, failures=failures)["copies"]
+        fault_point("copy-written")
+        run.counts.failures += len(failures)
+        run.counts.output_tokens += result.output_tokens if result else 0
+        if ex.remote and result and result.load_s is not None:
+            loads.append(result.load_s)
+        progress.update(len(part), f"{run.counts.output_tokens / max(progress.seconds, 1e-9):.0f} tok/s")
+    run.work += len(todo)
+
+
 def image_stage(run: Run, ex: Executor, copy_ids: list[str], briefs: list[Brief]) -> list[str]:
     """Images for every stored copy that still lacks them, planned a slice of copies at a time;
     returns every planned image's id."""
-    s = run.s
     per_copy = {b.brief_hash: b.images_per_copy for b in briefs}
-    model = {"generator": s.image_generator, "path": s.image_model_path(), "device": s.device,
-             "revision": s.image_model_revision}  # fmt: skip
     progress = Progress("images", 0, run.logger)
     planned: list[str] = []
     slices = chunks(copy_ids, SLICE)
     for number, part in enumerate(slices, 1):
         stored = run.store.by_ids("copies", "copy_id", part, "copy_id, brief_id, brief_hash, image_prompt")
-        image_jobs = plan_images(sorted(stored, key=lambda c: c["copy_id"]), per_copy, s.images())
+        image_jobs = plan_images(sorted(stored, key=lambda c: c["copy_id"]), per_copy, run.s.images())
         ids = [j.image_id for j in image_jobs]
         planned += ids
         pending = run.store.pending("images", "image_id", ids, RETRIED)
@@ -200,31 +205,37 @@ def image_stage(run: Run, ex: Executor, copy_ids: list[str], briefs: list[Brief]
         where = f" (copies slice {number}/{len(slices)})" if len(slices) > 1 else ""
         run.logger.info(f"images{where}: {len(ids)} planned, {len(ids) - len(todo)} already stored, "
                         f"{len(todo)} to make")  # fmt: skip
-        if not todo:
-            continue
-        run.artifacts.check_writable("images")
-        if not ex.remote and not run.loaded(Stage.LOAD_IMAGE_MODEL):
-            run.load(Stage.LOAD_IMAGE_MODEL, lambda: image_generator(*model.values()))
-        batches = chunks(todo, s.image_batch_size)
-        calls = [(f"generate-images[batch {i}/{len(batches)}]",
-                  {"jobs": batch, "options": s.images(), **model, "artifacts": run.artifacts,
-                   "upload_workers": s.upload_workers})
-                 for i, batch in enumerate(batches, 1)]  # fmt: skip
-        for batch, outcome in zip(
-            batches, ex.run(generate_images, calls, s.ray_gpus_per_image_task), strict=True
-        ):
-            if isinstance(outcome.error, ArtifactError):
-                raise outcome.error  # a full disk or a read-only folder fails every later batch: stop the run
-            failures = engine_failures(run, batch, outcome) if outcome.error else []
-            run.counts.images += run.write(images=outcome.result or [], failures=failures)["images"]
-            fault_point("images-written")
-            run.counts.failures += len(failures)
-            progress.update(len(batch))
-        run.work += len(todo)
+        if todo:
+            make_images(run, ex, todo, progress)
     run.record(Stage.IMAGE, progress, run.counts.images)
     if progress.total:
         run.counts.images_per_s = round(run.counts.images / progress.seconds, 2)
     return planned
+
+
+def make_images(run: Run, ex: Executor, todo: list[ImageJob], progress: Progress) -> None:
+    """One task per batch of these jobs; each batch's images and failures are stored as it finishes."""
+    s = run.s
+    run.artifacts.check_writable("images")
+    model = {"generator": s.image_generator, "path": s.image_model_path(), "device": s.device,
+             "revision": s.image_model_revision}  # fmt: skip
+    if not ex.remote and not run.loaded(Stage.LOAD_IMAGE_MODEL):
+        run.load(Stage.LOAD_IMAGE_MODEL, lambda: image_generator(*model.values()))
+    batches = chunks(todo, s.image_batch_size)
+    calls = [(f"generate-images[batch {i}/{len(batches)}]",
+              {"jobs": batch, "options": s.images(), **model, "artifacts": run.artifacts,
+               "upload_workers": s.upload_workers})
+             for i, batch in enumerate(batches, 1)]  # fmt: skip
+    outcomes = ex.run(generate_images, calls, s.ray_gpus_per_image_task)
+    for batch, outcome in zip(batches, outcomes, strict=True):
+        if isinstance(outcome.error, ArtifactError):
+            raise outcome.error  # a full disk or a read-only folder fails every later batch too: stop the run
+        failures = engine_failures(run, batch, outcome) if outcome.error else []
+        run.counts.images += run.write(images=outcome.result or [], failures=failures)["images"]
+        fault_point("images-written")
+        run.counts.failures += len(failures)
+        progress.update(len(batch))
+    run.work += len(todo)
 
 
 def creative_stage(run: Run, image_ids: list[str]) -> None:
@@ -288,9 +299,9 @@ def write_report(run: Run, summary: dict[str, Any]) -> str:
     rejected = run.store.fetch(
         "SELECT * FROM rejected_briefs WHERE run_id = ? ORDER BY source_file, source_row LIMIT ?", shown
     )
-    totals = run.store.fetch(
-        "SELECT (SELECT count(*) FROM v_assets WHERE run_id = $1) AS assets, "
-        "(SELECT count(*) FROM v_failures WHERE run_id = $1) AS failures, "
+    totals = run.store.fetch(  # from the tables: the views would compute every row's scores to count them
+        "SELECT (SELECT count(*) FROM copies WHERE run_id = $1) AS assets, "
+        "(SELECT count(*) FROM failures WHERE run_id = $1) AS failures, "
         "(SELECT count(*) FROM rejected_briefs WHERE run_id = $1) AS rejected",
         ids,
     )[0]
