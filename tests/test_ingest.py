@@ -224,7 +224,7 @@ def test_a_run_in_slices_stores_what_a_run_in_one_piece_does(
 
 
 def test_a_report_lists_its_first_ads_and_counts_them_all(run, monkeypatch: pytest.MonkeyPatch):
-    run, drop, db = run
+    run, drop, _ = run
     write(drop / "tuesday.parquet", BRIEFS + BRIEFS_MORE)
     monkeypatch.setattr(generate_campaigns_module, "REPORT_ROWS", 2)
     summary = run()
