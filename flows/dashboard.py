@@ -70,6 +70,6 @@ def publish(summary: dict[str, Any], failure_kinds: list[dict[str, Any]], assets
     )
     create_link_artifact(
         report_uri, link_text=f"Report of {summary['run_id']}", key="run-report",
-        description=f"Static HTML page with every copy, creative, failure and rejected row of the run."
+        description=f"Static HTML page with the run's copy, creatives, failures and rejected rows."
         f"{review}",
     )  # fmt: skip
