@@ -18,7 +18,7 @@ from adforge.flows.generate_campaigns import generate_campaigns
 from adforge.flows.settings import Settings
 from adforge.tasks.ad_sets import SOURCES, limits_refusal
 from adforge.tasks.briefs import RowError, normalise, read_briefs, read_segments, segment_files
-from adforge.tasks.copy import generate_copy, plan_copies
+from adforge.tasks.copy import brief_slices, generate_copy, jobs_per_brief, plan_copies
 from adforge.tasks.domain import FailureKind
 from adforge.tasks.ids import make_id
 from adforge.tasks.sample_briefs import SEGMENTS
@@ -133,6 +133,16 @@ def test_each_segment_and_locale_gets_its_own_ads():
     assert {j.rules.language for j in spanish} == {"es"} and {j.locale for j in jobs} == {"en-US", "es-MX"}
     prompt = spanish[0].messages[1]["content"]
     assert "Write for this audience segment: a" in prompt and "Locale: es-MX (Spanish, Mexico)" in prompt
+    assert jobs_per_brief(brief) == len(jobs) and jobs_per_brief(normalise(BRIEF)) == 2
+
+
+def test_briefs_are_planned_in_slices_that_never_split_a_brief():
+    briefs = [normalise(BRIEF | {"brief_id": f"b{i}", "segments": ["a", "b"][: i % 2 + 1]}) for i in range(5)]
+    slices = list(brief_slices(briefs, 5))
+    assert [b for part in slices for b in part] == briefs
+    sizes = [sum(map(jobs_per_brief, part)) for part in slices]
+    assert all(size >= 5 for size in sizes[:-1])
+    assert sum(sizes) == len(plan_copies(briefs, Settings().sampling()))
 
 
 def test_ids_of_briefs_without_segments_or_locales_are_as_before():
