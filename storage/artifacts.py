@@ -37,6 +37,7 @@ class ArtifactStore:
         # Files this store made (they did not exist before); writing threads add to it (set.add is
         # atomic), and a lock would keep the store from being pickled for Ray's workers.
         self.created: set[str] = set()
+        self.checked: set[str] = set()  # kinds whose folder check_writable has found writable
 
     def location(self, *parts: str) -> str:
         """What a row stores for a file or folder under the root: a local path, or a full URL."""
@@ -54,7 +55,10 @@ class ArtifactStore:
 
     def check_writable(self, kind: str) -> None:
         """Fail early, with the folder's name, if files cannot be created there. A local folder is
-        also swept of the temporary files a killed run of this machine left behind."""
+        also swept of the temporary files a killed run of this machine left behind. Once per kind: a run
+        asks before each slice of its work."""
+        if kind in self.checked:
+            return
         folder = self.location(kind)
         try:
             if self.local:  # object storage has no folders, and s3fs's makedirs would create a bucket
@@ -65,6 +69,7 @@ class ArtifactStore:
             self.fs.rm_file(probe)
         except OSError as e:
             raise ArtifactError(f"artifacts folder {folder} is not writable: {e.strerror or e}") from e
+        self.checked.add(kind)
 
     def write(self, kind: str, item_id: str, suffix: str, data: bytes) -> tuple[str, str]:
         """Write one file; returns its location and sha256. A crash leaves no half-written file."""
